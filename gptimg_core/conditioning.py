@@ -1,0 +1,123 @@
+"""Checking a condition against a model and building the [cond; null] batch that CFG runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .gpt import GPT
+
+
+@dataclass
+class Condition:
+    """What the sampler feeds first: `tokens` are class ids (R,) or caption features (R, T, C), with
+    R = 2B ([cond; uncond]) under guidance and B without; `key_ok` (R, 1, 1, S) marks visible keys."""
+
+    tokens: Tensor
+    key_ok: Tensor | None
+    batch: int
+
+    def repeat(self, n: int) -> Condition:
+        """Each row n times (for n candidates per image), keeping the [cond; uncond] split."""
+        halves = self.tokens.chunk(2) if self.tokens.shape[0] == 2 * self.batch else (self.tokens,)
+        tokens = torch.cat([h.repeat_interleave(n, 0) for h in halves])
+        key_ok = None
+        if self.key_ok is not None:
+            kh = self.key_ok.chunk(2) if len(halves) == 2 else (self.key_ok,)
+            key_ok = torch.cat([h.repeat_interleave(n, 0) for h in kh])
+        return Condition(tokens, key_ok, self.batch * n)
+
+
+def _as_mask(mask: Tensor | None, shape: tuple[int, int], name: str, where: str) -> Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor) or tuple(mask.shape) != shape:
+        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"{where}: {name} must be a (B, T) = {shape} tensor of 0/1 or bool, got {got}")
+    if mask.dtype != torch.bool:
+        if not torch.all((mask == 0) | (mask == 1)):
+            raise ValueError(f"{where}: {name} must hold only 0 and 1")
+        mask = mask != 0
+    return mask
+
+
+def _check_labels(gpt: GPT, labels: Tensor, name: str, where: str, allow_null: bool) -> Tensor:
+    n = gpt.cfg.num_classes
+    if not isinstance(labels, Tensor):
+        labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dim() != 1:
+        raise TypeError(
+            f"{where}: this is a class-conditional (c2i) model, so {name} must be a 1-D integer tensor of "
+            f"class ids, got {tuple(labels.shape)} {labels.dtype}"
+        )
+    hi = n + 1 if allow_null else n
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= hi):
+        raise ValueError(
+            f"{where}: {name} holds class ids {labels.tolist()}, but this model has classes 0..{n - 1}"
+            + (f" (and {n}, the null class)" if allow_null else "")
+        )
+    return labels.long()
+
+
+def _check_features(gpt: GPT, feats: Tensor, name: str, where: str) -> Tensor:
+    cfg = gpt.cfg
+    if not isinstance(feats, Tensor) or not feats.is_floating_point() or feats.dim() != 3:
+        got = (tuple(feats.shape), feats.dtype) if isinstance(feats, Tensor) else type(feats).__name__
+        raise TypeError(
+            f"{where}: this is a text-conditional (t2i) model, so {name} must be caption features "
+            f"(B, {cfg.cls_token_num}, {cfg.caption_dim}) from a text encoder, got {got}"
+        )
+    if feats.shape[1] != cfg.cls_token_num or feats.shape[2] != cfg.caption_dim:
+        raise ValueError(
+            f"{where}: {name} has shape {tuple(feats.shape)}, but the model expects (B, {cfg.cls_token_num}, "
+            f"{cfg.caption_dim}); use a text encoder with max_length={cfg.cls_token_num} and "
+            f"{cfg.caption_dim}-dim features (the one this model was trained with)"
+        )
+    return feats
+
+
+def prepare_condition(
+    gpt: GPT,
+    cond: Tensor,
+    cond_mask: Tensor | None,
+    uncond: Tensor | None,
+    uncond_mask: Tensor | None,
+    *,
+    guided: bool,
+    where: str,
+) -> Condition:
+    """Check the condition and build the batch: [cond; uncond] when guided, else cond alone."""
+    device = gpt.tok_embeddings.weight.device
+    if gpt.cfg.model_type == "c2i":
+        cond = _check_labels(gpt, cond, "cond", where, allow_null=False)
+        if cond_mask is not None or uncond_mask is not None:
+            raise ValueError(f"{where}: cond_mask/uncond_mask apply to text-conditional models only")
+        B = cond.shape[0]
+        null = gpt.null_condition.expand(B) if uncond is None else _check_labels(gpt, uncond, "uncond", where, True)
+    else:
+        cond = _check_features(gpt, cond, "cond", where)
+        B = cond.shape[0]
+        cond_mask = _as_mask(cond_mask, (B, cond.shape[1]), "cond_mask", where)
+        if uncond is None:
+            null = gpt.null_condition.expand(B, -1, -1)
+            uncond_mask = cond_mask  # LlamaGen masks both halves with the prompt's mask
+        else:
+            null = _check_features(gpt, uncond, "uncond", where).expand(B, -1, -1)
+            uncond_mask = _as_mask(uncond_mask, (null.shape[0], null.shape[1]), "uncond_mask", where)
+            if uncond_mask is None and cond_mask is not None:
+                uncond_mask = torch.ones_like(cond_mask)
+            if cond_mask is None and uncond_mask is not None:
+                cond_mask = torch.ones_like(uncond_mask)
+    if B == 0:
+        raise ValueError(f"{where}: cond is an empty batch")
+    if guided and null.shape[0] != B:
+        raise ValueError(f"{where}: uncond has batch {null.shape[0]}, expected 1 or {B} (cond's batch)")
+    tokens = torch.cat([cond.to(device), null.to(device)]) if guided else cond.to(device)
+    key_ok = None
+    if gpt.cfg.model_type == "t2i" and cond_mask is not None:
+        m = torch.cat([cond_mask, uncond_mask]) if guided else cond_mask  # (R, T)
+        image = torch.ones(m.shape[0], gpt.cfg.block_size, dtype=torch.bool)
+        key_ok = torch.cat([m.cpu(), image], dim=1).view(m.shape[0], 1, 1, -1).to(device)
+    return Condition(tokens, key_ok, B)

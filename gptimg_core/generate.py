@@ -1,0 +1,126 @@
+"""Autoregressive sampling of image tokens: prefill the condition, then one token per step on a KV cache.
+
+`generate` draws whole grids; `run_sampler` is the shared loop, which can also force known tokens
+into the sequence (token-level editing builds on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .conditioning import Condition, prepare_condition
+from .gpt import GPT
+from .sampling import SamplingOptions, guide, sample
+
+# callback(step, total, tokens_so_far (B, step)); raising from it cancels generation.
+Callback = Callable[[int, int, Tensor], None]
+
+
+def _attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
+    """Bool mask (B, 1, n, start + n) for n new rows at `start`, or None when plain causal suffices.
+
+    key_ok (B, 1, 1, S_max) marks keys any row may see (padding of the condition is False); each
+    row always sees itself, as in LlamaGen.
+    """
+    S = start + n
+    if key_ok is None and (n == 1 or start == 0):
+        return None
+    q = torch.arange(start, S).view(n, 1)
+    k = torch.arange(S).view(1, S)
+    causal = (k <= q).to(key_ok.device if key_ok is not None else "cpu")  # (n, S)
+    if key_ok is None:
+        return causal.view(1, 1, n, S)
+    allowed = causal & key_ok[..., :S]  # (B, 1, n, S)
+    return allowed | (k == q).to(allowed.device)
+
+
+def run_sampler(
+    gpt: GPT,
+    cond: Condition,
+    opts: SamplingOptions,
+    *,
+    known: Tensor | None = None,
+    keep: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Sample a (B, N) raster sequence; where keep (B, N) is True the token comes from known (B, N).
+
+    Runs of positions kept in every row are fed to the model in one step.
+    """
+    N, B = gpt.cfg.block_size, cond.batch
+    device = gpt.tok_embeddings.weight.device
+    tokens = torch.zeros(B, N, dtype=torch.long, device=device)
+    if keep is not None:
+        keep = keep.to(device)
+        tokens = torch.where(keep, known.to(device), tokens)
+        all_kept = keep.all(0).tolist()  # python list: per-position "forced in every row"
+    else:
+        all_kept = [False] * N
+    rows = cond.tokens.shape[0]  # 2B with guidance, B without
+    cache = gpt.new_cache(rows)
+    key_ok = cond.key_ok
+    T = gpt.cfg.cls_token_num
+    with torch.no_grad():
+        logits = gpt(None, 0, cond=cond.tokens, cache=cache, mask=_attention_mask(key_ok, 0, T), last_only=True)
+        t = 0
+        while t < N:
+            step_logits = logits[:, -1]
+            if rows == 2 * B:
+                step_logits = guide(step_logits, opts.guidance(t, N))
+            if not all_kept[t]:
+                drawn = sample(step_logits, opts, generator)
+                tokens[:, t] = drawn if keep is None else torch.where(keep[:, t], tokens[:, t], drawn)
+            n = 1
+            while t + n < N and all_kept[t + n]:
+                n += 1  # feed this token and the forced run after it in one step
+            if callback is not None:
+                callback(t + n, N, tokens[:, : t + n])
+            if t + n >= N:
+                break
+            if rows == 2 * B and opts.guidance(t + n, N) is None:
+                # guidance is over for good (it never comes back): drop the null half and its cache
+                rows = B
+                cache.keep(slice(0, B))
+                key_ok = key_ok[:B] if key_ok is not None else None
+            fed = tokens[:, t : t + n]
+            if rows == 2 * B:
+                fed = torch.cat([fed, fed])
+            start = T + t
+            logits = gpt(fed, start, cache=cache, mask=_attention_mask(key_ok, start, n), last_only=True)
+            t += n
+    return tokens
+
+
+def generate(
+    gpt: GPT,
+    cond: Tensor,
+    *,
+    cond_mask: Tensor | None = None,
+    uncond: Tensor | None = None,
+    uncond_mask: Tensor | None = None,
+    cfg_scale: float = 4.0,
+    cfg_interval: int = -1,
+    cfg_schedule: str = "constant",
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Sample image tokens (B, h, w) LongTensor.
+
+    cond: class ids (B,) for c2i; caption features (B, T, C) with cond_mask (B, T) (bool or 0/1,
+    left-padded) for t2i. uncond: the null branch of CFG (default: the model's stored null
+    condition); for t2i encoded negative-prompt features with uncond_mask. cfg_scale 1 runs no null
+    branch. top_k=1 is greedy. Same generator state, same tokens.
+    """
+    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
+    opts.check("generate", gpt.cfg.vocab_size)
+    c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
+    tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)
+    g = gpt.cfg.grid
+    return tokens.view(-1, g, g)

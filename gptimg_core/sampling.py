@@ -1,0 +1,90 @@
+"""Turning logits into tokens: classifier-free guidance, temperature, top-k, top-p, seeded draws.
+
+All functions return new tensors; none edits its input in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to draw each token. top_k=0 and top_p=1.0 switch those filters off; top_k=1 is greedy."""
+
+    cfg_scale: float = 4.0
+    cfg_interval: int = -1  # after this many decode steps use the conditional logits alone; -1: never
+    cfg_schedule: str = "constant"  # "constant", or "linear": scale grows from 1 to cfg_scale over the image
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def check(self, where: str, vocab: int) -> None:
+        """Raise a ValueError naming `where` and the bad argument."""
+        if not self.cfg_scale >= 1.0:
+            raise ValueError(f"{where}: cfg_scale must be >= 1.0 (1.0 switches guidance off), got {self.cfg_scale}")
+        if self.cfg_schedule not in ("constant", "linear"):
+            raise ValueError(f"{where}: cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
+        if not isinstance(self.cfg_interval, int) or self.cfg_interval < -1:
+            raise ValueError(f"{where}: cfg_interval must be an integer >= -1, got {self.cfg_interval!r}")
+        if not self.temperature >= 0:
+            raise ValueError(f"{where}: temperature must be >= 0, got {self.temperature}")
+        if not isinstance(self.top_k, int) or not 0 <= self.top_k:
+            raise ValueError(f"{where}: top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {self.top_p}")
+
+    @property
+    def uses_cfg(self) -> bool:
+        return self.cfg_scale > 1.0
+
+    def guidance(self, step: int, total: int) -> float | None:
+        """CFG scale for image token `step` (0-based) of `total`, or None for conditional logits alone.
+
+        LlamaGen's cfg_interval counts decode steps after the first (prefill) token: token `step`
+        uses guidance while step - 1 <= cfg_interval.
+        """
+        if not self.uses_cfg or (self.cfg_interval > -1 and step - 1 > self.cfg_interval):
+            return None
+        if self.cfg_schedule == "linear":
+            return 1.0 + (self.cfg_scale - 1.0) * (step + 1) / total
+        return self.cfg_scale
+
+
+def guide(logits: Tensor, scale: float | None) -> Tensor:
+    """(2B, V) logits [cond; uncond] -> (B, V): uncond + (cond - uncond) * scale (cond alone if None)."""
+    cond, uncond = logits.chunk(2, dim=0)
+    if scale is None:
+        return cond
+    return uncond + (cond - uncond) * scale
+
+
+def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Set logits outside the top-k / nucleus (top-p) support to -inf. logits (B, V) float."""
+    out = logits
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]  # (B, 1)
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(out, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token once the mass before it already exceeds top_p; the first always stays
+        drop_sorted = torch.zeros_like(cum, dtype=torch.bool)
+        drop_sorted[..., 1:] = cum[..., :-1] > top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        out = out.masked_fill(drop, float("-inf"))
+    return out
+
+
+def sample(logits: Tensor, opts: SamplingOptions, generator: torch.Generator | None = None) -> Tensor:
+    """Draw one token per row. logits (B, V) fp32 -> LongTensor (B,)."""
+    if opts.top_k == 1 or opts.temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits / max(opts.temperature, 1e-5), opts.top_k, opts.top_p).softmax(-1)
+    # Exponential race (Gumbel-max in disguise): argmax p / E with E ~ Exp(1) draws from p.
+    gen_device = generator.device if generator is not None else probs.device
+    noise = torch.empty(probs.shape, device=gen_device).exponential_(1.0, generator=generator)
+    return (probs / noise.to(probs.device)).argmax(-1)

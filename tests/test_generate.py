@@ -1,0 +1,166 @@
+"""Sampling: KV cache vs full forward, seeds, CFG, top-k/top-p support, cancellation, input errors."""
+
+import pytest
+import torch
+
+from gptimg_core import generate
+from gptimg_core.generate import _attention_mask
+from gptimg_core.sampling import SamplingOptions, filter_logits
+
+from tiny import caption, tiny_gpt
+
+
+@pytest.mark.parametrize("kind,n_kv", [("c2i", None), ("c2i", 2), ("t2i", None), ("t2i", 1)])
+def test_kv_cached_decoding_equals_full_forward(kind, n_kv):
+    gpt = tiny_gpt(kind, n_kv_head=n_kv)
+    if kind == "c2i":
+        cond, mask = torch.tensor([1, 7]), None
+    else:
+        cond, mask = caption(2, [2, 5])
+    key_ok = None
+    if mask is not None:
+        key_ok = torch.cat([mask, torch.ones(2, 16, dtype=torch.bool)], 1)[:, None, None]
+    tokens = torch.randint(0, 64, (2, 15))
+    T = gpt.cfg.cls_token_num
+    with torch.no_grad():
+        full = gpt(tokens, 0, cond=cond, mask=_attention_mask(key_ok, 0, T + 15))  # (B, T+15, V)
+        cache = gpt.new_cache(2)
+        steps = [gpt(None, 0, cond=cond, cache=cache, mask=_attention_mask(key_ok, 0, T))]
+        steps.append(gpt(tokens[:, :3], T, cache=cache, mask=_attention_mask(key_ok, T, 3)))  # a chunk
+        for t in range(3, 15):
+            steps.append(gpt(tokens[:, t : t + 1], T + t, cache=cache, mask=_attention_mask(key_ok, T + t, 1)))
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_same_seed_same_tokens_and_independent_of_global_rng():
+    gpt = tiny_gpt("c2i")
+    a = generate(gpt, torch.tensor([3, 4]), generator=torch.Generator().manual_seed(11))
+    torch.manual_seed(999)
+    torch.rand(100)
+    b = generate(gpt, torch.tensor([3, 4]), generator=torch.Generator().manual_seed(11))
+    c = generate(gpt, torch.tensor([3, 4]), generator=torch.Generator().manual_seed(12))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == (2, 4, 4) and a.dtype == torch.long
+
+
+def _batch_sizes(gpt):
+    sizes = []
+    gpt.tok_embeddings.register_forward_hook(lambda m, i, o: sizes.append(o.shape[0]))
+    gpt.cls_embedding.register_forward_hook(lambda m, i, o: sizes.append(o.shape[0]))
+    return sizes
+
+
+def test_cfg_scale_one_runs_no_null_branch():
+    gpt = tiny_gpt("c2i")
+    sizes = _batch_sizes(gpt)
+    generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=1.0)
+    assert sizes and set(sizes) == {3}
+    sizes.clear()
+    generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=3.0)
+    assert set(sizes) == {6}
+
+
+def test_cfg_interval_drops_null_branch_after_interval():
+    gpt = tiny_gpt("c2i")
+    sizes = _batch_sizes(gpt)
+    generate(gpt, torch.tensor([1]), cfg_scale=3.0, cfg_interval=2)
+    # tokens 0..3 are guided: the prefill and the feeds of tokens 0..2 run doubled, the rest single
+    assert sizes[:4] == [2, 2, 2, 2] and set(sizes[4:]) == {1}
+
+
+def test_cfg_changes_tokens_and_negative_prompt_is_used():
+    gpt = tiny_gpt("t2i")
+    cond, mask = caption(1, [3])
+    neg, neg_mask = caption(1, [4], seed=5)
+    kw = dict(cond_mask=mask, top_k=1)
+    plain = generate(gpt, cond, cfg_scale=1.0, **kw)
+    guided = generate(gpt, cond, cfg_scale=6.0, **kw)
+    negative = generate(gpt, cond, cfg_scale=6.0, uncond=neg, uncond_mask=neg_mask, **kw)
+    assert not torch.equal(plain, guided)
+    assert not torch.equal(guided, negative)
+
+
+def test_linear_schedule_ramps_scale():
+    opts = SamplingOptions(cfg_scale=5.0, cfg_schedule="linear")
+    scales = [opts.guidance(t, 10) for t in range(10)]
+    assert scales[0] == pytest.approx(1.4) and scales[-1] == pytest.approx(5.0)
+    assert all(a < b for a, b in zip(scales, scales[1:], strict=False))
+
+
+def test_filter_logits_keeps_top_k_and_nucleus():
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
+    assert torch.isfinite(filter_logits(logits, top_k=2)).sum() == 2
+    p = logits.softmax(-1)[0]  # 0.636, 0.234, 0.086, ...
+    kept = torch.isfinite(filter_logits(logits, top_p=0.8))[0]
+    assert kept.tolist() == [True, True, False, False, False]
+    assert p[0] < 0.8 < p[0] + p[1]
+    assert torch.isfinite(filter_logits(logits, top_p=0.01)).sum() == 1  # always at least one
+
+
+def _first_token_draws(gpt, n, **kw):
+    cond = torch.full((n,), 2)
+    return generate(gpt, cond, cfg_scale=1.0, generator=torch.Generator().manual_seed(0), **kw).view(n, -1)[:, 0]
+
+
+def test_top_k_and_top_p_restrict_the_support():
+    gpt = tiny_gpt("c2i", seed=3)
+    with torch.no_grad():
+        logits = gpt(None, 0, cond=torch.tensor([2]))[0, -1]
+    order = logits.argsort(descending=True)
+    free = set(_first_token_draws(gpt, 400).tolist())
+    top5 = set(_first_token_draws(gpt, 400, top_k=5).tolist())
+    assert top5 <= set(order[:5].tolist()) and len(top5) >= 3
+    assert len(free) > len(top5)  # without the filter the draws really range wider
+    probs = logits.softmax(-1)[order]
+    nucleus = int((probs.cumsum(0) < 0.5).sum()) + 1
+    top_p = set(_first_token_draws(gpt, 400, top_p=0.5).tolist())
+    assert top_p <= set(order[:nucleus].tolist())
+    # draws follow the distribution: the most likely token is the most frequent under top-k
+    draws = _first_token_draws(gpt, 400, top_k=5)
+    assert torch.bincount(draws, minlength=64).argmax() == order[0]
+
+
+def test_greedy_is_deterministic_without_generator():
+    gpt = tiny_gpt("c2i")
+    assert torch.equal(generate(gpt, torch.tensor([5]), top_k=1), generate(gpt, torch.tensor([5]), top_k=1))
+
+
+def test_callback_reports_progress_and_cancel_leaves_model_usable():
+    gpt = tiny_gpt("c2i")
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def cancel(step, total, tokens):
+        seen.append((step, total, tuple(tokens.shape)))
+        if step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        generate(gpt, torch.tensor([1, 2]), callback=cancel, generator=torch.Generator().manual_seed(0))
+    assert seen == [(s, 16, (2, s)) for s in range(1, 6)]
+    a = generate(gpt, torch.tensor([1, 2]), generator=torch.Generator().manual_seed(0))
+    b = generate(tiny_gpt("c2i"), torch.tensor([1, 2]), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kind,kwargs,match",
+    [
+        ("c2i", dict(cond=torch.tensor([10])), r"generate: cond holds class ids \[10\].*classes 0..9"),
+        ("c2i", dict(cond=torch.randn(1, 6, 16)), r"class-conditional \(c2i\) model, so cond must be"),
+        ("t2i", dict(cond=torch.tensor([1])), r"text-conditional \(t2i\) model, so cond must be caption features"),
+        ("t2i", dict(cond=torch.randn(1, 5, 16)), r"expects \(B, 6, 16\); use a text encoder with max_length=6"),
+        ("t2i", dict(cond=torch.randn(1, 6, 16), cond_mask=torch.ones(1, 5)), r"cond_mask must be a \(B, T\)"),
+        ("c2i", dict(cond=torch.tensor([1]), cfg_scale=0.5), r"generate: cfg_scale must be >= 1.0"),
+        ("c2i", dict(cond=torch.tensor([1]), top_p=0.0), r"generate: top_p must be in \(0, 1\]"),
+        ("c2i", dict(cond=torch.tensor([1]), top_k=-1), r"generate: top_k must be an integer >= 0"),
+        ("c2i", dict(cond=torch.tensor([1]), cfg_schedule="cosine"), r"cfg_schedule must be 'constant' or 'linear'"),
+        ("c2i", dict(cond=torch.tensor([], dtype=torch.long)), r"generate: cond is an empty batch"),
+    ],
+)
+def test_bad_inputs_are_named(kind, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        generate(tiny_gpt(kind), **kwargs)
