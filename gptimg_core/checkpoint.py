@@ -1,0 +1,299 @@
+"""Reading checkpoint files: LlamaGen pickles (.pt/.pth/.bin) and safetensors, wrappers, config
+inference from tensor shapes, strict loading, and conversion to our self-describing safetensors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from .config import GPTConfig, VQConfig, find_multiple, preset_heads
+from .gpt import GPT
+from .vq import VQModel
+
+log = logging.getLogger(__name__)
+
+FORMAT = "gptimg"  # safetensors metadata "format" of files we write
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+# Buffers some LlamaGen files carry that are not weights.
+_DROP = re.compile(r"(^|\.)(freqs_cis|causal_mask|kv_cache\.[kv]_cache|codebook_used)$")
+# Grid side of the official LlamaGen releases whose image size is not 256 (not readable from shapes).
+OFFICIAL_GRIDS = {
+    "c2i_B_384.pt": 24, "c2i_L_384.pt": 24, "c2i_XL_384.pt": 24, "c2i_XXL_384.pt": 24,
+    "c2i_3B_384.pt": 24, "t2i_XL_stage2_512.pt": 32,
+}  # fmt: skip
+DEFAULT_GRID = 16
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the model asked for."""
+
+
+def read_state_dict(path: str | os.PathLike, where: str = "read_state_dict") -> tuple[dict[str, Tensor], dict]:
+    """Tensors of a checkpoint file with wrappers removed, and its safetensors metadata ({} if none)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{where}: no checkpoint file at {str(p)!r}")
+    if p.suffix == ".safetensors":
+        try:
+            with safe_open(str(p), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                sd = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise CheckpointError(f"{where}: {p.name} is not a readable safetensors file ({e})") from e
+        return sd, meta
+    if p.suffix not in PICKLE_SUFFIXES:
+        raise CheckpointError(f"{where}: {p.name}: expected a .safetensors or {'/'.join(PICKLE_SUFFIXES)} file")
+    try:
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refuses arbitrary pickles: report, never fall back
+        raise CheckpointError(
+            f"{where}: {p.name} could not be read as a plain-tensor checkpoint with weights_only=True "
+            f"(it may hold pickled code, which is never loaded, or be truncated): {e}"
+        ) from e
+    sd = unwrap(obj, f"{where}: {p.name}")
+    freqs = next((v for k, v in _flat_items(obj) if k.endswith("freqs_cis")), None)
+    return sd, ({"freqs_cis_rows": str(freqs.shape[0])} if freqs is not None else {})
+
+
+def _flat_items(obj: object) -> list[tuple[str, object]]:
+    items = list(obj.items()) if isinstance(obj, dict) else []
+    for key in ("ema", "model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            items += list(obj[key].items())
+    return items
+
+
+def unwrap(obj: object, where: str) -> dict[str, Tensor]:
+    """LlamaGen layouts: {"ema": sd} (preferred), {"model": sd}, {"state_dict": sd} or a bare sd."""
+    if isinstance(obj, dict):
+        for key in ("ema", "model", "state_dict"):
+            if isinstance(obj.get(key), dict) and obj[key]:
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
+        keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{where}: expected a state dict of tensors (or under 'model'/'ema'), found {keys}")
+    out = {}
+    for k, v in obj.items():
+        k = k.removeprefix("module.").removeprefix("_orig_mod.")
+        if not _DROP.search(k):
+            out[k] = v
+    return out
+
+
+def detect_kind(sd: dict[str, Tensor]) -> str:
+    """'gpt', 'vq', 't5' (a text encoder's weights) or 'unknown'."""
+    if "tok_embeddings.weight" in sd and "output.weight" in sd:
+        return "gpt"
+    if "quantize.embedding.weight" in sd and "encoder.conv_in.weight" in sd:
+        return "vq"
+    if any(k.startswith(("encoder.block.", "shared.")) for k in sd):
+        return "t5"
+    return "unknown"
+
+
+_KIND_HINT = {
+    "gpt": "a GPT image model (load it with load_gpt / Load GPT Image Model)",
+    "vq": "a VQ tokenizer (load it with load_vq / Load VQ Tokenizer)",
+    "t5": "T5 text-encoder weights (load its whole folder with load_text_encoder / Load Text Encoder)",
+    "unknown": "not a LlamaGen GPT or VQ checkpoint",
+}
+
+
+def _expect_kind(sd: dict[str, Tensor], kind: str, where: str, name: str) -> None:
+    found = detect_kind(sd)
+    if found != kind:
+        first = ", ".join(list(sd)[:4])
+        raise CheckpointError(
+            f"{where}: {name} looks like {_KIND_HINT[found]}, not a {kind.upper()} (keys: {first}, …)"
+        )
+
+
+def _count(sd: dict[str, Tensor], prefix: str) -> int:
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return len({m.group(1) for k in sd if (m := pat.match(k))})
+
+
+def infer_gpt_config(
+    sd: dict[str, Tensor], *, n_head: int | None = None, grid: int | None = None, where: str = "load_gpt"
+) -> GPTConfig:
+    """GPTConfig from tensor shapes; n_head from the argument or the LlamaGen preset of that size."""
+    vocab, dim = sd["tok_embeddings.weight"].shape
+    n_layer = _count(sd, "layers.")
+    heads = n_head or preset_heads(dim, n_layer)
+    if heads is None:
+        raise CheckpointError(
+            f"{where}: cannot tell the number of attention heads of a {dim}-wide, {n_layer}-layer GPT (no "
+            f"LlamaGen preset has that size); pass n_head= (CLI: --n-head), or convert the file once with "
+            f"`python -m gptimg_core convert IN OUT --n-head N` so that it records its config"
+        )
+    if dim % heads:
+        raise CheckpointError(f"{where}: n_head={heads} does not divide the model width {dim}")
+    head_dim = dim // heads
+    qkv = sd["layers.0.attention.wqkv.weight"].shape[0]
+    if (qkv - dim) % (2 * head_dim):
+        raise CheckpointError(f"{where}: wqkv has {qkv} rows, which does not fit n_head={heads} (head_dim {head_dim})")
+    n_kv = (qkv - dim) // (2 * head_dim)
+    hidden = sd["layers.0.feed_forward.w1.weight"].shape[0]
+    common = dict(
+        dim=dim, n_layer=n_layer, n_head=heads, n_kv_head=None if n_kv == heads else n_kv,
+        ffn_hidden=None if hidden == find_multiple(int(8 * dim / 3), 256) else hidden, vocab_size=vocab,
+        block_size=(grid or DEFAULT_GRID) ** 2,
+    )  # fmt: skip
+    if "cls_embedding.embedding_table.weight" in sd:
+        classes = sd["cls_embedding.embedding_table.weight"].shape[0] - 1
+        return GPTConfig(**common, model_type="c2i", num_classes=classes, cls_token_num=1)
+    if "cls_embedding.cap_proj.fc1.weight" in sd:
+        tokens, cap = sd["cls_embedding.uncond_embedding"].shape
+        return GPTConfig(**common, model_type="t2i", caption_dim=cap, cls_token_num=tokens)
+    raise CheckpointError(f"{where}: GPT checkpoint has neither a class table nor a caption projection")
+
+
+def infer_vq_config(sd: dict[str, Tensor]) -> VQConfig:
+    """VQConfig from tensor shapes (widths, levels, residual blocks, z channels, codebook)."""
+    ch = sd["encoder.conv_in.weight"].shape[0]
+    enc = [
+        sd[f"encoder.conv_blocks.{i}.res.0.conv1.weight"].shape[0] for i in range(_count(sd, "encoder.conv_blocks."))
+    ]
+    n_dec = _count(sd, "decoder.conv_blocks.")
+    dec = [sd[f"decoder.conv_blocks.{n_dec - 1 - i}.res.0.conv1.weight"].shape[0] for i in range(n_dec)]
+    if any(w % ch for w in enc + dec):
+        raise CheckpointError(f"load_vq: level widths {enc}/{dec} are not multiples of the base width {ch}")
+    mult, dec_mult = tuple(w // ch for w in enc), tuple(w // ch for w in dec)
+    size, embed = sd["quantize.embedding.weight"].shape
+    return VQConfig(
+        ch=ch, ch_mult=mult, decoder_ch_mult=None if dec_mult == mult else dec_mult,
+        enc_res_blocks=_count(sd, "encoder.conv_blocks.0.res."), dec_res_blocks=_count(sd, "decoder.conv_blocks.0.res."),
+        z_channels=sd["encoder.conv_out.weight"].shape[0], codebook_size=size, embed_dim=embed,
+        in_channels=sd["encoder.conv_in.weight"].shape[1],
+    )  # fmt: skip
+
+
+def load_strict(model: torch.nn.Module, sd: dict[str, Tensor], where: str, name: str) -> None:
+    """load_state_dict(strict=True) with an error that lists the first missing/unexpected keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in sd and sd[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{where}: {name} does not fit the inferred model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"wrong shapes {shapes[:3]}; the file looks like {_KIND_HINT[detect_kind(sd)]}"
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def _file_grid(path: Path, meta: dict, sd: dict[str, Tensor]) -> int | None:
+    """Grid side recorded by the file (a `freqs_cis` buffer) or known for an official release."""
+    if "freqs_cis_rows" in meta:
+        cls_tokens = sd["cls_embedding.uncond_embedding"].shape[0] if "cls_embedding.uncond_embedding" in sd else 1
+        side = int(round((int(meta["freqs_cis_rows"]) - cls_tokens) ** 0.5))
+        if side > 0:
+            return side
+    if path.name in OFFICIAL_GRIDS:
+        log.info("%s: official LlamaGen release, token grid %d", path.name, OFFICIAL_GRIDS[path.name])
+        return OFFICIAL_GRIDS[path.name]
+    return None
+
+
+def gpt_from_state_dict(
+    sd: dict[str, Tensor], meta: dict, *, n_head: int | None, grid: int | None, where: str, name: str
+) -> GPT:
+    """Build a GPT (fp32, CPU) from tensors + metadata; explicit n_head/grid override the file."""
+    _expect_kind(sd, "gpt", where, name)
+    if meta.get("format") == FORMAT and meta.get("kind") == "gpt":
+        cfg = GPTConfig.from_json(meta["config"])
+        if n_head and n_head != cfg.n_head:
+            cfg = infer_gpt_config(sd, n_head=n_head, grid=grid or cfg.grid, where=where)
+        elif grid and grid != cfg.grid:
+            cfg = GPTConfig.from_json(json.dumps({**json.loads(cfg.to_json()), "block_size": grid * grid}))
+    else:
+        cfg = infer_gpt_config(sd, n_head=n_head, grid=grid, where=where)
+    model = GPT(cfg)
+    load_strict(model, sd, where, name)
+    return model.eval()
+
+
+def load_gpt(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    n_head: int | None = None,
+    grid: int | None = None,
+) -> GPT:
+    """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors) in eval mode.
+
+    grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
+    safetensors metadata or the file itself when present, else the official file name, else 16.
+    """
+    p = Path(path)
+    sd, meta = read_state_dict(p, "load_gpt")
+    if not (meta.get("format") == FORMAT or grid) and detect_kind(sd) == "gpt":
+        grid = _file_grid(p, meta, sd)
+        if grid is None:
+            log.warning(
+                "load_gpt: %s does not record its token grid; assuming %d (256px with VQ-16)", p.name, DEFAULT_GRID
+            )
+    model = gpt_from_state_dict(sd, meta, n_head=n_head, grid=grid, where="load_gpt", name=p.name)
+    return model.to(device=device, dtype=dtype)
+
+
+def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: str) -> VQModel:
+    _expect_kind(sd, "vq", where, name)
+    if meta.get("format") == FORMAT and meta.get("kind") == "vq":
+        cfg = VQConfig.from_json(meta["config"])
+    else:
+        cfg = infer_vq_config(sd)
+    model = VQModel(cfg)
+    load_strict(model, sd, where, name)
+    return model.eval()
+
+
+def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel:
+    """Load a LlamaGen VQ tokenizer checkpoint (fp32) in eval mode."""
+    p = Path(path)
+    sd, meta = read_state_dict(p, "load_vq")
+    return vq_from_state_dict(sd, meta, where="load_vq", name=p.name).to(device)
+
+
+def save_model(model: GPT | VQModel, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:
+    """Write our safetensors: the state dict plus {"format", "kind", "config"} metadata."""
+    kind = "gpt" if isinstance(model, GPT) else "vq"
+    meta = {"format": FORMAT, "kind": kind, "config": model.cfg.to_json(), **(extra or {})}
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = Path(str(path) + ".tmp")
+    save_file(sd, str(tmp), metadata=meta)
+    os.replace(tmp, path)  # never leave a half-written file under the final name
+
+
+def load_any(path: str | os.PathLike, *, n_head: int | None = None, grid: int | None = None) -> GPT | VQModel:
+    """A GPT or a VQ, whichever the file holds."""
+    p = Path(path)
+    sd, meta = read_state_dict(p, "load_any")
+    if detect_kind(sd) == "vq":
+        return vq_from_state_dict(sd, meta, where="load_any", name=p.name)
+    if detect_kind(sd) == "gpt":
+        return load_gpt(p, n_head=n_head, grid=grid)
+    raise CheckpointError(f"load_any: {p.name} looks like {_KIND_HINT[detect_kind(sd)]}")
+
+
+def convert(
+    src: str | os.PathLike, dst: str | os.PathLike, *, n_head: int | None = None, grid: int | None = None
+) -> None:
+    """Rewrite a checkpoint as our safetensors with its config in the metadata (loads without guessing)."""
+    if Path(dst).suffix != ".safetensors":
+        raise CheckpointError(f"convert: the output must be a .safetensors file, got {str(dst)!r}")
+    if Path(src).resolve() == Path(dst).resolve():
+        raise CheckpointError("convert: the output path must differ from the input")
+    save_model(load_any(src, n_head=n_head, grid=grid), dst)
