@@ -1,0 +1,1 @@
+"""Training-side helpers (not needed for inference)."""
