@@ -1,0 +1,195 @@
+"""Token-level editing: inpainting with a keep-mask, look-ahead rescoring, outpainting, variations,
+img2img. Codes are (B, h, w) LongTensors; `keep` is a bool (B, h, w) grid, True = token stays.
+Every kept token comes back exactly unchanged."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .conditioning import Condition, prepare_condition
+from .generate import Callback, _attention_mask, run_sampler
+from .gpt import GPT
+from .sampling import SamplingOptions
+
+
+def pixel_mask_to_tokens(
+    mask: Tensor, downsample: int, *, mode: str = "any", threshold: float = 0.5, grow: int = 0
+) -> Tensor:
+    """Pixel mask (B, H, W) or (H, W), 1 = repaint -> token mask (B, H/ds, W/ds) bool, True = resample.
+
+    mode "any": a token is resampled if any of its pixels is masked; "threshold": if at least
+    `threshold` of its pixels are. grow: dilate by that many whole tokens.
+    """
+    where = "pixel_mask_to_tokens"
+    if not isinstance(mask, Tensor) or mask.dim() not in (2, 3):
+        raise ValueError(
+            f"{where}: mask must be a (B, H, W) or (H, W) tensor, got {getattr(mask, 'shape', type(mask))}"
+        )
+    m = mask.float().unsqueeze(0) if mask.dim() == 2 else mask.float()
+    H, W = m.shape[-2:]
+    if H % downsample or W % downsample:
+        raise ValueError(f"{where}: mask size {W}x{H} is not a multiple of the tokenizer's downsample {downsample}")
+    if mode not in ("any", "threshold"):
+        raise ValueError(f"{where}: mode must be 'any' or 'threshold', got {mode!r}")
+    if grow < 0:
+        raise ValueError(f"{where}: grow must be >= 0 tokens, got {grow}")
+    cover = F.avg_pool2d(m.unsqueeze(1), downsample).squeeze(1)  # (B, h, w) fraction masked
+    out = cover > 0 if mode == "any" else cover >= threshold
+    if grow:
+        out = F.max_pool2d(out.float().unsqueeze(1), 2 * grow + 1, stride=1, padding=grow).squeeze(1) > 0
+    return out
+
+
+def _check_grid(gpt: GPT, codes: Tensor, keep: Tensor, where: str) -> None:
+    g, V = gpt.cfg.grid, gpt.cfg.vocab_size
+    if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point():
+        raise ValueError(
+            f"{where}: codes must be an integer tensor (B, h, w), got {getattr(codes, 'shape', type(codes))}"
+        )
+    if tuple(codes.shape[1:]) != (g, g):
+        raise ValueError(
+            f"{where}: codes form a {codes.shape[1]}x{codes.shape[2]} grid but the model draws {g}x{g}; "
+            f"encode a {g * 8}px (VQ-8) / {g * 16}px (VQ-16) image, or place the tokens with outpaint()"
+        )
+    if int(codes.min()) < 0 or int(codes.max()) >= V:
+        raise ValueError(f"{where}: codes must lie in [0, {V}) (the model's vocabulary); are they from another VQ?")
+    if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.shape != codes.shape:
+        raise ValueError(
+            f"{where}: keep must be a bool tensor shaped like codes {tuple(codes.shape)}, got "
+            f"{(tuple(keep.shape), keep.dtype) if isinstance(keep, Tensor) else type(keep).__name__}"
+        )
+
+
+def score_known(gpt: GPT, cond: Condition, tokens: Tensor, keep: Tensor) -> Tensor:
+    """Log-likelihood (B,) of the kept tokens that follow the first resampled one, under the
+    conditional model (teacher forcing). tokens, keep (B, N); cond unguided (batch B)."""
+    N, T = tokens.shape[1], gpt.cfg.cls_token_num
+    S = T + N - 1
+    with torch.no_grad():
+        logits = gpt(tokens[:, :-1], 0, cond=cond.tokens, mask=_attention_mask(cond.key_ok, 0, S))  # (B, S, V)
+    logp = logits[:, T - 1 :].log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, N)
+    after = (~keep).long().cumsum(1) > 0  # positions at or after the first resampled token
+    return (logp * (keep & after)).sum(1)
+
+
+def inpaint(
+    gpt: GPT,
+    codes: Tensor,
+    keep: Tensor,
+    cond: Tensor,
+    *,
+    cond_mask: Tensor | None = None,
+    uncond: Tensor | None = None,
+    uncond_mask: Tensor | None = None,
+    cfg_scale: float = 4.0,
+    cfg_interval: int = -1,
+    cfg_schedule: str = "constant",
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    candidates: int = 1,
+    passes: int = 1,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Resample the tokens where keep is False; the others come back unchanged. -> (B, h, w).
+
+    Raster order means a resampled token sees only the tokens before it. With candidates > 1,
+    each round draws that many fills per image and keeps the one under which the known tokens
+    after the hole are most likely (look-ahead rescoring); `passes` rounds keep the best so far.
+    """
+    where = "inpaint"
+    _check_grid(gpt, codes, keep, where)
+    if candidates < 1 or passes < 1:
+        raise ValueError(f"{where}: candidates and passes must be >= 1, got {candidates} and {passes}")
+    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
+    opts.check(where, gpt.cfg.vocab_size)
+    c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
+    if c.batch != codes.shape[0]:
+        raise ValueError(f"{where}: cond has batch {c.batch} but codes has {codes.shape[0]} images")
+    B, g = codes.shape[0], gpt.cfg.grid
+    device = gpt.tok_embeddings.weight.device
+    known, kmask = codes.reshape(B, -1).to(device), keep.reshape(B, -1).to(device)
+    if bool(kmask.all()):
+        return codes.clone()
+    if candidates == 1 and passes == 1:
+        return run_sampler(gpt, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(B, g, g)
+    K = candidates
+    rounds = _Rounds(callback, passes)
+    scorer = prepare_condition(gpt, cond, cond_mask, None, None, guided=False, where=where).repeat(K)
+    best, best_score = known.clone(), torch.full((B,), float("-inf"), device=device)
+    for p in range(passes):
+        fills = run_sampler(
+            gpt, c.repeat(K), opts, known=known.repeat_interleave(K, 0), keep=kmask.repeat_interleave(K, 0),
+            generator=generator, callback=rounds.for_pass(p),
+        )  # (B*K, N)  # fmt: skip
+        scores = score_known(gpt, scorer, fills, kmask.repeat_interleave(K, 0)).view(B, K)
+        top, idx = scores.max(1)
+        chosen = fills.view(B, K, -1)[torch.arange(B, device=device), idx]  # (B, N)
+        better = top > best_score
+        best = torch.where(better[:, None], chosen, best)
+        best_score = torch.maximum(best_score, top)
+    return best.view(B, g, g)
+
+
+class _Rounds:
+    """Maps each pass's progress onto one overall (step, total) for the caller's callback."""
+
+    def __init__(self, callback: Callback | None, passes: int) -> None:
+        self.callback, self.passes = callback, passes
+
+    def for_pass(self, p: int) -> Callback | None:
+        if self.callback is None:
+            return None
+
+        def report(step: int, total: int, tokens: Tensor) -> None:
+            self.callback(p * total + step, self.passes * total, tokens)
+
+        return report
+
+
+def place_tokens(codes: Tensor, grid: tuple[int, int], top: int = 0, left: int = 0) -> tuple[Tensor, Tensor]:
+    """Put codes (B, h, w) at (top, left) of an empty (B, H, W) grid; offsets may be negative
+    (shifted, cropped). -> (codes (B, H, W), keep (B, H, W) bool, True where a code was placed)."""
+    B, h, w = codes.shape
+    H, W = grid
+    out = torch.zeros(B, H, W, dtype=codes.dtype, device=codes.device)
+    keep = torch.zeros(B, H, W, dtype=torch.bool, device=codes.device)
+    r0, r1 = max(top, 0), min(top + h, H)
+    c0, c1 = max(left, 0), min(left + w, W)
+    if r0 >= r1 or c0 >= c1:
+        raise ValueError(f"place_tokens: a {h}x{w} grid at ({top}, {left}) falls entirely outside the {H}x{W} grid")
+    out[:, r0:r1, c0:c1] = codes[:, r0 - top : r1 - top, c0 - left : c1 - left]
+    keep[:, r0:r1, c0:c1] = True
+    return out, keep
+
+
+def outpaint(gpt: GPT, codes: Tensor, cond: Tensor, *, top: int = 0, left: int = 0, **kwargs) -> Tensor:
+    """Place codes (B, h, w) at (top, left) in the model's grid and generate the rest (see inpaint)."""
+    g = gpt.cfg.grid
+    placed, keep = place_tokens(codes, (g, g), top, left)
+    return inpaint(gpt, placed, keep, cond, **kwargs)
+
+
+def variation_keep(shape: tuple[int, int, int], keep_rows: int) -> Tensor:
+    """Keep-mask (B, h, w) that keeps the first keep_rows token rows and resamples the rest."""
+    B, h, w = shape
+    if not 0 <= keep_rows <= h:
+        raise ValueError(f"variation_keep: keep_rows must be in [0, {h}], got {keep_rows}")
+    keep = torch.zeros(shape, dtype=torch.bool)
+    keep[:, :keep_rows] = True
+    return keep
+
+
+def img2img_keep(shape: tuple[int, int, int], strength: float, generator: torch.Generator | None = None) -> Tensor:
+    """Keep-mask (B, h, w) resampling a random `strength` fraction of each image's tokens."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"img2img_keep: strength must be in [0, 1], got {strength}")
+    B, h, w = shape
+    n = round(strength * h * w)
+    keep = torch.ones(B, h * w, dtype=torch.bool)
+    for b in range(B):
+        keep[b, torch.randperm(h * w, generator=generator)[:n]] = False
+    return keep.view(B, h, w)
