@@ -1,0 +1,22 @@
+"""Where the shipped built-in model lives (trained by `python -m gptimg_core.train`, see its MODEL_CARD.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+BUILTIN_NAME = "builtin"  # how loaders and nodes name it next to files
+
+
+def builtin_path(part: str) -> Path:
+    """Path of a built-in part: 'vq', 't2i', 'c2i' (safetensors files) or 'text_encoder' (a T5 folder)."""
+    files = {"vq": "vq.safetensors", "t2i": "gpt_t2i.safetensors", "c2i": "gpt_c2i.safetensors", "text_encoder": "t5"}
+    if part not in files:
+        raise ValueError(f"builtin_path: part must be one of {sorted(files)}, got {part!r}")
+    path = BUILTIN_DIR / files[part]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"builtin_path: the built-in {part} is missing at {path}; reinstall the pack, or train it with "
+            f"`python -m gptimg_core.train` (see gptimg_core/builtin/MODEL_CARD.md)"
+        )
+    return path

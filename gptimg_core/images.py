@@ -1,0 +1,41 @@
+"""Layout conversions at the edges: pixels in [-1, 1] (B, 3, H, W) <-> uint8 images (B, H, W, 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+def to_uint8(pixels: Tensor) -> np.ndarray:
+    """Decoder output (B, 3, H, W), unclamped, -> uint8 (B, H, W, 3), as LlamaGen saves images."""
+    x = (pixels.float() * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def from_uint8(images: np.ndarray | Tensor) -> Tensor:
+    """uint8 (B, H, W, 3) or (H, W, 3) -> pixels (B, 3, H, W) float32 in [-1, 1]."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def load_image(path: str) -> np.ndarray:
+    """An image file -> uint8 (H, W, 3) RGB."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def load_mask(path: str) -> np.ndarray:
+    """A mask image -> float32 (H, W) in [0, 1], 1 = repaint: white pixels of a grey image, or the
+    transparent ones of an image with alpha (as ComfyUI's LoadImage reads masks)."""
+    with Image.open(path) as im:
+        if "A" in im.getbands():
+            return 1.0 - np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def save_png(image: np.ndarray, path: str) -> None:
+    Image.fromarray(image).save(path)
