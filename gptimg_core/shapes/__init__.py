@@ -1,0 +1,56 @@
+"""Procedural shapes world: vocabulary, scene sampling, rendering, prompts, and an image checker."""
+
+from .checker import Analysis, CheckResult, DetectedObject, analyze, check
+from .prompts import describe, parse_prompt
+from .render import render, shape_mask, shape_polygon
+from .world import (
+    CLASS_NAMES,
+    COLOUR_NAMES,
+    COLOURS,
+    FORM_MIX,
+    HELD_OUT_TRIPLES,
+    NUM_CLASSES,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    ObjectSpec,
+    PlacedObject,
+    Scene,
+    SceneSpec,
+    class_id,
+    class_name,
+    place,
+    sample_class_spec,
+    sample_spec,
+)
+
+__all__ = [
+    "CLASS_NAMES",
+    "COLOURS",
+    "COLOUR_NAMES",
+    "FORM_MIX",
+    "HELD_OUT_TRIPLES",
+    "NUM_CLASSES",
+    "POSITIONS",
+    "SHAPES",
+    "SIZES",
+    "Analysis",
+    "CheckResult",
+    "DetectedObject",
+    "ObjectSpec",
+    "PlacedObject",
+    "Scene",
+    "SceneSpec",
+    "analyze",
+    "check",
+    "class_id",
+    "class_name",
+    "describe",
+    "parse_prompt",
+    "place",
+    "render",
+    "sample_class_spec",
+    "sample_spec",
+    "shape_mask",
+    "shape_polygon",
+]
