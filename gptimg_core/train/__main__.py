@@ -1,0 +1,108 @@
+"""The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
+
+VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT -> safetensors files,
+a T5 folder and training_metrics.json. About an hour on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import save_model
+from ..config import GPTConfig, VQConfig
+from ..shapes.world import CLASS_NAMES, HELD_OUT_TRIPLES
+from ..text_encoder import load_text_encoder
+from .data import vocabulary
+from .t5_folder import make_t5_folder, save_t5_folder
+from .train_gpt import GPTRecipe, tokenize_scenes, train_c2i, train_t2i
+from .train_vq import VQRecipe, train_vq
+
+log = logging.getLogger("gptimg_core.train")
+
+VQ_CONFIG = VQConfig(
+    ch=32, ch_mult=(1, 1, 2, 2), enc_res_blocks=1, dec_res_blocks=2, z_channels=32,
+    codebook_size=1024, embed_dim=8, image_size=64,
+)  # fmt: skip
+TEXT_TOKENS = 16  # the longest prompt of the grammar is 13 T5 tokens with </s>
+T5_SIZE = dict(d_model=64, d_ff=128, num_layers=2, num_heads=4, d_kv=16)
+T2I_CONFIG = GPTConfig(
+    dim=192, n_layer=6, n_head=6, vocab_size=VQ_CONFIG.codebook_size, block_size=64, model_type="t2i",
+    caption_dim=T5_SIZE["d_model"], cls_token_num=TEXT_TOKENS,
+)  # fmt: skip
+C2I_CONFIG = GPTConfig(
+    dim=128, n_layer=4, n_head=4, vocab_size=VQ_CONFIG.codebook_size, block_size=64, model_type="c2i",
+    num_classes=len(CLASS_NAMES), cls_token_num=1,
+)  # fmt: skip
+VQ_RECIPE = VQRecipe()
+T2I_RECIPE = GPTRecipe()
+C2I_RECIPE = GPTRecipe(steps=600, scenes=20_000)
+
+
+def _scaled(recipe, scale: float):
+    steps = max(2, int(recipe.steps * scale))
+    if hasattr(recipe, "scenes"):
+        return replace(
+            recipe, steps=steps, scenes=max(256, int(recipe.scenes * scale)), warmup=min(recipe.warmup, steps // 2)
+        )
+    return replace(recipe, steps=steps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core.train", description=__doc__)
+    ap.add_argument("--out", required=True, help="output folder (gptimg_core/builtin to replace the shipped model)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.01 for a smoke run)")
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    recipes = {k: _scaled(r, a.scale) for k, r in {"vq": VQ_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()}
+
+    log.info("1/4 VQ tokenizer")
+    vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=a.seed)
+    save_model(vq, out / "vq.safetensors")
+
+    log.info("2/4 tokenising scenes")
+    t2i_codes, prompts = tokenize_scenes(vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10)
+    c2i_codes, labels = tokenize_scenes(vq, recipes["c2i"].scenes, "c2i", seed=a.seed + 20)
+
+    log.info("3/4 t2i GPT + T5 encoder")
+    with tempfile.TemporaryDirectory() as tmp:
+        make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=a.seed, **T5_SIZE)
+        te = load_text_encoder(Path(tmp) / "t5", max_length=TEXT_TOKENS)
+    t2i, t2i_metrics = train_t2i(T2I_CONFIG, te, t2i_codes, prompts, recipes["t2i"], seed=a.seed)
+    save_model(t2i, out / "gpt_t2i.safetensors")
+    if (out / "t5").exists():
+        shutil.rmtree(out / "t5")
+    save_t5_folder(out / "t5", te.model, te.tokenizer)
+
+    log.info("4/4 c2i GPT")
+    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_codes, labels, recipes["c2i"], seed=a.seed)
+    save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
+
+    metrics = {
+        "vq": vq_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
+        "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": a.seed,
+        "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("done in %.0f s: %s", metrics["total_seconds"], json.dumps({k: metrics[k] for k in ("vq", "t2i", "c2i")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
