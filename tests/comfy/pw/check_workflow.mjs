@@ -1,0 +1,144 @@
+// Load a UI-format workflow into the ComfyUI front end in headless Debian chromium, optionally
+// queue it, take a screenshot, and print one JSON result line on stdout.
+//
+// usage: node check_workflow.mjs --url URL --workflow FILE.json --screenshot OUT.png
+//                                [--queue] [--timeout-ms 120000]
+// exit code: 0 when the check ran (read "ok" in the JSON), 2 on bad arguments, 1 on a crash.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// Console errors a bare ComfyUI 0.3.75 (front end 1.32.9) logs on every fresh, offline start;
+// anything else fails the check.
+const BENIGN = [
+  // first-run user files that do not exist yet
+  { text: /Failed to load resource.*404/, url: /\/(api\/userdata\b|user\.css$|favicon\.ico$)/ },
+  // front end 1.32.9 sets an undeclared setting on start-up (onChange reads setting.id)
+  { text: /Cannot read properties of undefined \(reading 'id'\)\s+at onChange/ },
+];
+
+function isBenign(msg, origin) {
+  // Requests to outside hosts (api.comfy.org...) fail offline; the front end carries on.
+  if (/^Failed to load resource/.test(msg.text) && msg.url && !msg.url.startsWith(origin)) return true;
+  return BENIGN.some(b => b.text.test(msg.text) && (!b.url || b.url.test(msg.url || '')));
+}
+
+async function fetchJson(url) {
+  const r = await fetch(url);
+  return { status: r.status, body: await r.json() };
+}
+
+// Visible PrimeVue toasts as "<severity>: <text>" (the front end's alerts and errors).
+async function collectToasts(page) {
+  return page.evaluate(() => [...document.querySelectorAll('.p-toast-message')].map(el => {
+    const severity = [...el.classList].find(c => /^p-toast-message-(success|info|warn|error|secondary|contrast)$/.test(c));
+    return `${severity ? severity.replace('p-toast-message-', '') : 'unknown'}: ${el.innerText.replace(/\s+/g, ' ').trim()}`;
+  }));
+}
+
+async function waitForHistory(origin, promptId, deadline) {
+  while (Date.now() < deadline) {
+    const { status, body } = await fetchJson(`${origin}/api/history/${promptId}`);
+    const entry = status === 200 ? body[promptId] : undefined;
+    const st = entry?.status;
+    if (st && (st.completed || st.status_str === 'error')) return entry;
+    await new Promise(r => setTimeout(r, 200));
+  }
+  return null;
+}
+
+async function main() {
+  const { values: a } = parseArgs({ options: {
+    url: { type: 'string' }, workflow: { type: 'string' }, screenshot: { type: 'string' },
+    queue: { type: 'boolean', default: false }, 'timeout-ms': { type: 'string', default: '120000' },
+  } });
+  if (!a.url || !a.workflow || !a.screenshot) {
+    console.error('usage: node check_workflow.mjs --url URL --workflow FILE.json --screenshot OUT.png [--queue] [--timeout-ms N]');
+    return 2;
+  }
+  const origin = new URL(a.url).origin;
+  const deadline = Date.now() + Number(a['timeout-ms']);
+  const workflow = JSON.parse(fs.readFileSync(a.workflow, 'utf8'));
+  const result = { ok: false, url: a.url, workflow: a.workflow, screenshot: a.screenshot, error: null,
+    console_errors: [], ignored_console_errors: [], toasts: [], missing_node_types: [], queued: a.queue,
+    prompt_id: null, prompt_error: null, status: null, outputs: null, timings_ms: {} };
+  if (!Array.isArray(workflow.nodes)) {
+    // An API-format file ({id: {class_type, inputs}}): the front end rejects it with a toast and
+    // shows an empty graph, so there is nothing to check in the browser.
+    result.error = 'not a UI-format workflow (no "nodes" list); API-format files cannot be loaded by app.loadGraphData';
+    console.log(JSON.stringify(result));
+    return 0;
+  }
+  const t0 = Date.now();
+  const lap = name => { result.timings_ms[name] = Date.now() - t0; };
+
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gptimg-chromium-'));
+  const ctx = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 1400, height: 900 },
+  });
+  try {
+    const page = ctx.pages()[0] ?? await ctx.newPage();
+    page.on('console', m => {
+      if (m.type() !== 'error') return;
+      const msg = { text: m.text(), url: m.location()?.url || '' };
+      (isBenign(msg, origin) ? result.ignored_console_errors : result.console_errors).push(msg);
+    });
+    page.on('pageerror', e => result.console_errors.push({ text: `uncaught: ${e.stack || e.message}`, url: '' }));
+    lap('browser');
+
+    await page.goto(a.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => window.app?.graph && window.app.vueAppReady, null,
+      { timeout: Math.max(1000, deadline - Date.now()) });
+    lap('app_ready');
+
+    const types = [...new Set(workflow.nodes.map(n => n.type))];
+    result.missing_node_types = await page.evaluate(async ({ wf, types, name }) => {
+      const missing = types.filter(t => !window.LiteGraph.registered_node_types[t]);
+      await window.app.loadGraphData(wf, true, true, name);
+      return missing;
+    }, { wf: workflow, types, name: path.basename(a.workflow) });
+    // Schema problems (e.g. a missing "version") only show as a warning toast, not on the console.
+    await page.waitForTimeout(300);
+    result.toasts = await collectToasts(page);
+    lap('loaded');
+
+    if (a.queue) {
+      const posted = page.waitForResponse(r => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith('/prompt'),
+        { timeout: Math.max(1000, deadline - Date.now()) });
+      posted.catch(() => {}); // if queuePrompt throws, report that error rather than this one
+      await page.evaluate(() => window.app.queuePrompt(0));
+      const resp = await posted;
+      const body = await resp.json();
+      if (resp.status() !== 200) {
+        result.prompt_error = body;
+      } else {
+        result.prompt_id = body.prompt_id;
+        const entry = await waitForHistory(origin, body.prompt_id, deadline);
+        result.status = entry ? entry.status : { status_str: 'timeout' };
+        result.outputs = entry ? entry.outputs : null;
+        await page.waitForTimeout(1000); // let output previews render before the screenshot
+      }
+      lap('finished');
+    }
+    result.toasts = [...new Set([...result.toasts, ...await collectToasts(page)])];
+    fs.mkdirSync(path.dirname(path.resolve(a.screenshot)), { recursive: true });
+    await page.screenshot({ path: a.screenshot });
+    lap('screenshot');
+  } finally {
+    await ctx.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+  result.ok = result.console_errors.length === 0 && result.missing_node_types.length === 0 &&
+    !result.toasts.some(t => /^(warn|error)\b/.test(t)) &&
+    (!a.queue || (result.prompt_error === null && result.status?.status_str === 'success'));
+  console.log(JSON.stringify(result));
+  return 0;
+}
+
+main().then(code => process.exit(code), e => { console.error(e?.stack || e); process.exit(1); });
