@@ -23,22 +23,22 @@ from .text_encoder import TextEncoderError, load_text_encoder
 
 
 class Progress:
-    """A text progress bar on stderr, shown once a run has lasted half a second."""
+    """A text progress bar on stderr, shown once a run has lasted half a second, redrawn at most 10x/s."""
 
     def __init__(self, label: str) -> None:
-        self.label, self.t0, self.shown = label, time.perf_counter(), False
+        self.label, self.t0, self.drawn = label, time.perf_counter(), 0.0
 
     def __call__(self, step: int, total: int, tokens: torch.Tensor) -> None:
-        dt = time.perf_counter() - self.t0
-        if dt < 0.5 and step < total:
+        now = time.perf_counter()
+        dt = now - self.t0
+        if dt < 0.5 or (step < total and now - self.drawn < 0.1):
             return
-        if dt >= 0.5 or self.shown:
-            self.shown = True
-            bar = "#" * (30 * step // total)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {step}/{total} tokens {step / dt:6.1f} tok/s")
-            if step >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        self.drawn = now
+        bar = "#" * (30 * step // total)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {step}/{total} tokens, {step / dt:.1f} tok/s")
+        if step >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:

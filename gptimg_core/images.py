@@ -16,7 +16,7 @@ def to_uint8(pixels: Tensor) -> np.ndarray:
 
 def from_uint8(images: np.ndarray | Tensor) -> Tensor:
     """uint8 (B, H, W, 3) or (H, W, 3) -> pixels (B, 3, H, W) float32 in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(images))
+    x = torch.from_numpy(np.array(images, dtype=np.uint8))
     if x.dim() == 3:
         x = x.unsqueeze(0)
     return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0

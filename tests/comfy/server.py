@@ -32,6 +32,7 @@ from typing import Any
 from PIL import Image
 
 from tests.comfy.provision import ComfyInstall
+from tests.comfy.ws import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,10 @@ class ComfyClient:
     def object_info(self, node_class: str | None = None) -> dict[str, Any]:
         """All node definitions, or ``{node_class: definition}`` for one."""
         return self.get_json("/object_info" + (f"/{urllib.parse.quote(node_class)}" if node_class else ""))
+
+    def events(self) -> EventStream:
+        """A websocket listener for this client's events (use as a context manager, before posting)."""
+        return EventStream(self.base_url, self.client_id)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

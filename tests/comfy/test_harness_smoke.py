@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy.browser import browser_unavailable_reason, run_browser_check
+from tests.comfy.browser import require_browser, run_browser_check
 from tests.comfy.provision import ensure_comfyui
 from tests.comfy.server import ComfyClient, PromptRejected, comfy_server
 
@@ -146,6 +146,16 @@ def test_api_prompt_runs_and_image_comes_back(comfy: ComfyClient) -> None:
     assert image.convert("RGB").getpixel((0, 0)) == (0, 255, 0)
 
 
+def test_websocket_events_arrive_in_order(comfy: ComfyClient) -> None:
+    with comfy.events() as events:
+        prompt_id = comfy.post_prompt(echo_prompt(40))
+        events.wait_for(lambda m: m["type"] == "execution_success" and m["data"]["prompt_id"] == prompt_id, 60)
+    executed = [d["node"] for d in events.of_type("executed") if d["prompt_id"] == prompt_id]
+    assert executed == ["3"]  # only output nodes report "executed"
+    types = [m["type"] for m in events.messages if (m["data"] or {}).get("prompt_id") == prompt_id]
+    assert types[0] == "execution_start" and "execution_success" in types
+
+
 def test_invalid_input_is_rejected_with_node_errors(comfy: ComfyClient) -> None:
     with pytest.raises(PromptRejected) as caught:
         comfy.post_prompt(echo_prompt(0))
@@ -170,9 +180,7 @@ def test_unknown_node_type_is_rejected(comfy: ComfyClient) -> None:
 
 @pytest.mark.browser
 def test_browser_loads_and_runs_ui_workflow(comfy: ComfyClient, tmp_path: Path) -> None:
-    reason = browser_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_browser()
     workflow = tmp_path / "harness_echo.json"
     workflow.write_text(json.dumps(echo_workflow_ui(32)))
     screenshot = tmp_path / "harness_echo.png"

@@ -1,5 +1,10 @@
 """Placeholders shared by the torchvision/torchaudio stubs (see README.md)."""
 
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
 
 class Placeholder:
     """Stands for ``name``; any call raises, any attribute is another placeholder."""
@@ -31,3 +36,34 @@ def module_getattr(module: str):
         return Placeholder(f"{module}.{attr}")
 
     return __getattr__
+
+
+class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports any missing ``<package>.<sub.module>`` as an empty stub module of placeholders.
+
+    transformers sees the stub package as installed and imports submodules such as
+    ``torchvision.transforms.functional`` while loading T5; they must import, not work.
+    """
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith(self.package + "."):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
+        module.__getattr__ = module_getattr(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+def stub_submodules(package: str) -> None:
+    """Let ``import <package>.<anything>`` succeed with stub modules (the real files are tried first)."""
+    if not any(isinstance(f, _StubFinder) and f.package == package for f in sys.meta_path):
+        sys.meta_path.append(_StubFinder(package))
