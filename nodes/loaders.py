@@ -1,0 +1,213 @@
+"""Loader nodes: GPT image model, VQ tokenizer, T5 text encoder (files from ComfyUI's model folders, or the built-in model)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from comfy_api.latest import io, ui
+
+from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
+from ..gptimg_core.labels import class_names_for, stored_class_names
+from ..gptimg_core.preview import fit_preview_map
+from . import comfy_adapter as adapter
+from .common import NodeInputError, check_choices, core_errors
+from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
+
+BUILTIN = "builtin"
+BUILTIN_GPT = {"builtin t2i": "t2i", "builtin c2i": "c2i"}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _path(node: str, name: str, value: str, builtin: dict[str, str], folder: str) -> Path:
+    try:
+        return builtin_path(builtin[value]) if value in builtin else adapter.checkpoint_path(folder, value)
+    except FileNotFoundError as e:
+        raise NodeInputError(
+            node, name, f"{str(e).rstrip('.')}; refresh the node list (R) and pick an existing file"
+        ) from e
+
+
+def _stamp(path: Path) -> str:
+    """Changes when the file does (ComfyUI reloads instead of reusing the cached model)."""
+    try:
+        return f"{path}:{os.stat(path).st_mtime_ns}"
+    except OSError:
+        return f"{path}:missing"
+
+
+class LoadModel(io.ComfyNode):
+    NAME = "Load GPT Image Model"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GPTImgLoadModel",
+            display_name=cls.NAME,
+            category="gptimg/loaders",
+            description="Loads a LlamaGen GPT image model (.pt/.pth/.bin or .safetensors from models/gptimg) or the "
+            "built-in shapes model. Never downloads anything.",
+            inputs=[
+                io.Combo.Input(
+                    "ckpt_name",
+                    options=[*BUILTIN_GPT, *adapter.checkpoint_files(adapter.GPT_FOLDER)],
+                    default="builtin t2i",
+                    tooltip="GPT checkpoint in models/gptimg (e.g. LlamaGen's t2i_XL_stage1_256.pt or c2i_L_384.pt), "
+                    "or the built-in text-to-image / class-to-image model.",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=["auto", *DTYPES],
+                    default="auto",
+                    tooltip="Weights precision; auto: bf16 (or fp16) on GPUs that support it, fp32 on the CPU.",
+                ),
+                io.Int.Input(
+                    "n_head",
+                    default=0,
+                    min=0,
+                    max=256,
+                    tooltip="Attention heads; 0 = from the file, or the LlamaGen preset of the model's size.",
+                ),
+                io.Int.Input(
+                    "grid",
+                    default=0,
+                    min=0,
+                    max=64,
+                    tooltip="Token grid side (16 for 256px with VQ-16, 24 for 384px); 0 = from the file, its official "
+                    "name, or 16.",
+                ),
+            ],
+            outputs=[io.Custom(MODEL).Output(display_name="model", tooltip="The loaded GPT image model.")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> str:
+        return _stamp(_path(cls.NAME, "ckpt_name", ckpt_name, BUILTIN_GPT, adapter.GPT_FOLDER))
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name: str, dtype: str) -> bool | str:
+        return check_choices(cls, ckpt_name=ckpt_name, dtype=dtype)
+
+    @classmethod
+    def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
+        path = _path(cls.NAME, "ckpt_name", ckpt_name, BUILTIN_GPT, adapter.GPT_FOLDER)
+        torch_dtype = DTYPES.get(dtype) or adapter.auto_dtype("gpt")
+        with core_errors(cls.NAME, "ckpt_name"):
+            gpt = load_gpt(path, dtype=torch_dtype, n_head=n_head or None, grid=grid or None)
+            names = (
+                class_names_for(gpt.cfg.num_classes, stored_class_names(path)) if gpt.cfg.model_type == "c2i" else None
+            )
+        model = GPTImgModel(gpt, adapter.Managed(gpt, "gpt"), ckpt_name, names)
+        return io.NodeOutput(model, ui=ui.PreviewText(model.summary()))
+
+
+def vq_id(vq: torch.nn.Module) -> str:
+    """Content id of a VQ: a hash of its codebook (the same file loaded twice gets the same id)."""
+    book = vq.quantize.embedding.weight.detach().float().cpu().contiguous()
+    return hashlib.sha256(book.numpy().tobytes()).hexdigest()[:16]
+
+
+class LoadVQ(io.ComfyNode):
+    NAME = "Load VQ Tokenizer"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GPTImgLoadVQ",
+            display_name=cls.NAME,
+            category="gptimg/loaders",
+            description="Loads a LlamaGen VQ image tokenizer (models/gptimg_vq) or the built-in one, and fits its "
+            "cheap live-preview colours.",
+            inputs=[
+                io.Combo.Input(
+                    "vq_name",
+                    options=[BUILTIN, *adapter.checkpoint_files(adapter.VQ_FOLDER)],
+                    default=BUILTIN,
+                    tooltip="VQ checkpoint in models/gptimg_vq (e.g. LlamaGen's vq_ds16_t2i.pt or vq_ds16_c2i.pt), "
+                    "or the built-in one.",
+                )
+            ],
+            outputs=[io.Custom(VQ).Output(display_name="vq", tooltip="The loaded VQ tokenizer (pixels <-> tokens).")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, vq_name: str) -> str:
+        return _stamp(_path(cls.NAME, "vq_name", vq_name, {BUILTIN: "vq"}, adapter.VQ_FOLDER))
+
+    @classmethod
+    def validate_inputs(cls, vq_name: str) -> bool | str:
+        return check_choices(cls, vq_name=vq_name)
+
+    @classmethod
+    def execute(cls, vq_name: str) -> io.NodeOutput:
+        path = _path(cls.NAME, "vq_name", vq_name, {BUILTIN: "vq"}, adapter.VQ_FOLDER)
+        with core_errors(cls.NAME, "vq_name"):
+            vq = load_vq(path)
+        managed = adapter.Managed(vq, "vq")
+        adapter.ready(managed)
+        out = GPTImgVQ(vq, managed, vq_name, vq_id(vq), fit_preview_map(vq))
+        c = vq.cfg
+        text = (
+            f"{vq_name}: VQ-{c.downsample}, {c.codebook_size} codes of {c.embed_dim} dims, "
+            f"{sum(p.numel() for p in vq.parameters()) / 1e6:.1f}M parameters; {managed.describe_device()}"
+        )
+        return io.NodeOutput(out, ui=ui.PreviewText(text))
+
+
+class LoadTextEncoder(io.ComfyNode):
+    NAME = "Load Text Encoder"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GPTImgLoadTextEncoder",
+            display_name=cls.NAME,
+            category="gptimg/loaders",
+            description="Loads a local T5 encoder folder (config.json, tokenizer, weights) from models/text_encoders "
+            "or models/gptimg, or the built-in one. Never downloads anything.",
+            inputs=[
+                io.Combo.Input(
+                    "encoder_name",
+                    options=[BUILTIN, *adapter.text_encoder_folders()],
+                    default=BUILTIN,
+                    tooltip="T5 folder (e.g. flan-t5-xl/ for LlamaGen's t2i models), or the built-in one.",
+                )
+            ],
+            outputs=[
+                io.Custom(TEXT_ENCODER).Output(display_name="text_encoder", tooltip="The loaded T5 text encoder.")
+            ],
+        )
+
+    @classmethod
+    def _folder(cls, encoder_name: str) -> Path:
+        if encoder_name == BUILTIN:
+            return _path(cls.NAME, "encoder_name", encoder_name, {BUILTIN: "text_encoder"}, "")
+        folders = adapter.text_encoder_folders()
+        if encoder_name not in folders:
+            raise NodeInputError(
+                cls.NAME,
+                "encoder_name",
+                f"no T5 folder {encoder_name!r} in models/text_encoders or models/gptimg (found {sorted(folders)}); "
+                "put the whole model folder there and refresh the node list (R)",
+            )
+        return folders[encoder_name]
+
+    @classmethod
+    def fingerprint_inputs(cls, encoder_name: str) -> str:
+        folder = cls._folder(encoder_name)
+        return _stamp(folder / "config.json")
+
+    @classmethod
+    def validate_inputs(cls, encoder_name: str) -> bool | str:
+        return check_choices(cls, encoder_name=encoder_name)
+
+    @classmethod
+    def execute(cls, encoder_name: str) -> io.NodeOutput:
+        folder = cls._folder(encoder_name)
+        with core_errors(cls.NAME, "encoder_name"):
+            enc = load_text_encoder(folder, dtype=adapter.auto_dtype("text_encoder"))
+        managed = adapter.Managed(enc.model, "text_encoder")
+        text = f"{encoder_name}: T5 encoder, {enc.dim}-dim features, {enc.dtype}; {managed.describe_device()}"
+        return io.NodeOutput(GPTImgTextEncoder(enc, managed, encoder_name), ui=ui.PreviewText(text))
