@@ -1,0 +1,90 @@
+"""Decode speed of a GPT-B-sized c2i model (random weights, 256 tokens, CFG 4, fp32) on CPU.
+
+Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4,
+the same for a baseline (plain `F.linear` layout, as LlamaGen runs), and the memory-bandwidth floor
+(weight bytes read per step / measured read bandwidth).
+
+    python bench/decode_speed.py [--threads 2] [--preset B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from gptimg_core import GPT, GPTConfig, generate
+from gptimg_core import gpt as gpt_module
+from gptimg_core.config import GPT_PRESETS
+
+
+def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+    """Bytes/s of streaming reads of a buffer much larger than the caches (best of `repeats`)."""
+    x = torch.ones(int(gib * 2**30) // 4)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * 4 / best
+
+
+def weight_bytes_per_step(gpt: GPT) -> int:
+    """Bytes of weights a decode step reads: every matrix except the embedding tables (a row each)."""
+    skip = {"tok_embeddings.weight", "cls_embedding.embedding_table.weight"}
+    return sum(p.numel() * p.element_size() for n, p in gpt.named_parameters() if n not in skip)
+
+
+def time_generation(gpt: GPT, batch: int) -> tuple[float, float]:
+    """(seconds per image, ms per decode step) of one generation at this batch size."""
+    steps: list[float] = []
+    last = [0.0]
+
+    def tick(step: int, total: int, tokens: torch.Tensor) -> None:
+        now = time.perf_counter()
+        if step > 1:
+            steps.append(now - last[0])
+        last[0] = now
+
+    cond = torch.arange(batch) % gpt.cfg.num_classes
+    t = time.perf_counter()
+    generate(gpt, cond, cfg_scale=4.0, top_k=0, generator=torch.Generator().manual_seed(0), callback=tick)
+    total = time.perf_counter() - t
+    steps.sort()
+    return total / batch, 1000 * steps[len(steps) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--preset", default="B", choices=sorted(GPT_PRESETS))
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    dim, n_layer, n_head = GPT_PRESETS[a.preset]
+    cfg = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, block_size=256, model_type="c2i", num_classes=1000)
+    torch.manual_seed(0)
+    gpt = GPT(cfg).eval()
+    floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth()
+    print(f"GPT-{a.preset} c2i, 256 tokens, cfg 4 (batch doubled), fp32, {a.threads} threads")
+    print(
+        f"floor: {weight_bytes_per_step(gpt) / 1e6:.0f} MB of weights per step / measured bandwidth = {floor_ms:.1f} ms/step"
+    )
+    time_generation(gpt, 1)  # warm-up
+    results = {}
+    few_rows = gpt_module._FEW_ROWS
+    for name, rows in (("gptimg", few_rows), ("baseline F.linear", 0)):
+        gpt_module._FEW_ROWS = rows
+        for batch in (1, 4):
+            results[(name, batch)] = time_generation(gpt, batch)
+    gpt_module._FEW_ROWS = few_rows
+    print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'x floor':>9}")
+    for (name, batch), (s_img, ms) in results.items():
+        print(f"{name:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{ms / floor_ms:>9.2f}")
+    for batch in (1, 4):
+        ours, base = results[("gptimg", batch)], results[("baseline F.linear", batch)]
+        print(f"batch {batch}: baseline / gptimg = {base[1] / ours[1]:.2f}x per step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Does the built-in model follow its prompts? `python -m gptimg_core.eval [--n 300]`.
+
+Generates from random prompts of every form (seen and held-out colour/shape/background triples),
+class ids, and inpainting edits, reads each image back with the shapes checker and prints the rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .builtin import builtin_path
+from .checkpoint import load_gpt, load_vq
+from .editing import inpaint, pixel_mask_to_tokens
+from .generate import generate
+from .gpt import GPT
+from .images import from_uint8, to_uint8
+from .shapes import analyze, check, describe, place, render, sample_spec
+from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSpec
+from .text_encoder import TextEncoder, load_text_encoder
+from .vq import VQModel
+
+# Sampling settings used by the evaluation (and documented as the built-in model's defaults).
+SETTINGS = {"cfg_scale": 4.0, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+
+
+@dataclass
+class Tally:
+    """Counts of right answers per question."""
+
+    right: dict[str, int] = field(default_factory=dict)
+    asked: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, ok: bool | None) -> None:
+        if ok is None:
+            return
+        self.asked[key] = self.asked.get(key, 0) + 1
+        self.right[key] = self.right.get(key, 0) + int(ok)
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        return {k: {"rate": round(self.right[k] / n, 3), "n": n} for k, n in sorted(self.asked.items())}
+
+
+@dataclass
+class Models:
+    t2i: GPT
+    c2i: GPT
+    vq: VQModel
+    te: TextEncoder
+
+    def text(self, prompts: list[str], seed: int, **kw) -> np.ndarray:
+        feats, mask = self.te.encode(prompts)
+        g = torch.Generator().manual_seed(seed)
+        codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**SETTINGS, **kw})
+        return to_uint8(self.vq.decode(codes))
+
+
+def load_builtin(
+    gpt_t2i: str | None = None, gpt_c2i: str | None = None, vq: str | None = None, te: str | None = None
+) -> Models:
+    t2i = load_gpt(gpt_t2i or builtin_path("t2i"))
+    return Models(
+        t2i=t2i, c2i=load_gpt(gpt_c2i or builtin_path("c2i")), vq=load_vq(vq or builtin_path("vq")),
+        te=load_text_encoder(te or builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num),
+    )  # fmt: skip
+
+
+def _form(spec: SceneSpec) -> str:
+    if len(spec.objects) == 2:
+        return "two objects"
+    o = spec.objects[0]
+    return "single (plain)" if o.size is None and o.position is None else "single (size/position)"
+
+
+def eval_text(m: Models, n: int, seed: int, batch: int = 32) -> Tally:
+    """Text prompts of every form; half from held-out triples."""
+    rng = np.random.default_rng(seed)
+    tally = Tally()
+    specs = [sample_spec(rng, split="heldout" if i % 2 else "train") for i in range(n)]
+    for start in range(0, n, batch):
+        chunk = specs[start : start + batch]
+        images = m.text([describe(s) for s in chunk], seed + start)
+        for s, im in zip(chunk, images, strict=True):
+            r = check(s, im)
+            split = "held-out" if s.held_out else "seen"
+            form = _form(s)
+            if form == "two objects":
+                tally.add(f"two objects: both right [{split}]", r.background and r.objects)
+                tally.add("two objects: both right", r.background and r.objects)
+            else:
+                cs = r.background and r.colour and r.shape
+                tally.add(f"single: colour+shape+background [{split}]", cs)
+                tally.add("single: colour+shape+background", cs)
+                # size/position count only when the asked object itself was found
+                tally.add("single: size (when asked)", None if r.size is None else r.size and r.objects)
+                tally.add("single: position (when asked)", None if r.position is None else r.position and r.objects)
+    return tally
+
+
+def eval_class(m: Models, n: int, seed: int, batch: int = 48) -> Tally:
+    """Class-conditional: the image holds an object of the class's colour and shape."""
+    tally = Tally()
+    ids = [i % len(CLASS_NAMES) for i in range(n)]
+    for start in range(0, n, batch):
+        chunk = ids[start : start + batch]
+        g = torch.Generator().manual_seed(seed + start)
+        codes = generate(m.c2i, torch.tensor(chunk), generator=g, **SETTINGS)
+        for cid, im in zip(chunk, to_uint8(m.vq.decode(codes)), strict=True):
+            colour, shape = CLASS_NAMES[cid].split(" ")
+            found = analyze(im)
+            ok = any(o.colour == colour and o.shape == shape for o in found.objects) and found.background != colour
+            tally.add("class: colour+shape", ok)
+    return tally
+
+
+def inpaint_case(rng: np.random.Generator) -> tuple[SceneSpec, SceneSpec, np.ndarray, np.ndarray]:
+    """A one-object scene, the same scene with another object in its place, its image and a mask
+    (1 = repaint) covering the object's box."""
+    old = sample_spec(rng, split="train")
+    while len(old.objects) != 1:
+        old = sample_spec(rng, split="train")
+    scene = place(old, rng)
+    o = scene.objects[0]
+    choices = [(c, s) for c in COLOUR_NAMES for s in SHAPES if c != scene.background and (c, s) != (o.colour, o.shape)]
+    colour, shape = choices[rng.integers(len(choices))]
+    new = SceneSpec(scene.background, (ObjectSpec(colour, shape, o.size, old.objects[0].position),))
+    size = 64
+    mask = np.zeros((size, size), np.float32)
+    half = o.side * size / 2 + 1
+    cx, cy = o.cx * size, o.cy * size
+    mask[max(0, int(cy - half)) : int(np.ceil(cy + half)), max(0, int(cx - half)) : int(np.ceil(cx + half))] = 1
+    return old, new, render(scene, size), mask
+
+
+def eval_inpaint(m: Models, n: int, seed: int, batch: int = 16) -> Tally:
+    """Mask one object, inpaint with a prompt naming another colour/shape; kept tokens must not move."""
+    rng = np.random.default_rng(seed)
+    tally = Tally()
+    cases = [inpaint_case(rng) for _ in range(n)]
+    for start in range(0, n, batch):
+        chunk = cases[start : start + batch]
+        codes = m.vq.encode(from_uint8(np.stack([c[2] for c in chunk])))
+        redo = pixel_mask_to_tokens(torch.from_numpy(np.stack([c[3] for c in chunk])), m.vq.downsample)
+        feats, mask = m.te.encode([describe(c[1]) for c in chunk])
+        g = torch.Generator().manual_seed(seed + start)
+        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **SETTINGS)
+        for i, im in enumerate(to_uint8(m.vq.decode(out))):
+            tally.add("inpaint: new object right", check(chunk[i][1], im).ok)
+            tally.add(
+                "inpaint: tokens outside the mask unchanged", bool(torch.equal(out[i][~redo[i]], codes[i][~redo[i]]))
+            )
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core.eval", description=__doc__)
+    ap.add_argument("--n", type=int, default=300, help="text prompts (class ids and inpaint cases scale with it)")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--json", help="also write the rates to this file")
+    for name in ("gpt-t2i", "gpt-c2i", "vq", "text-encoder"):
+        ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
+    a = ap.parse_args(argv)
+    torch.set_grad_enabled(False)
+    t0 = time.perf_counter()
+    m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder)
+    tally = Tally()
+    for part in (
+        eval_text(m, a.n, a.seed),
+        eval_class(m, max(48, a.n // 3), a.seed + 1),
+        eval_inpaint(m, max(16, a.n // 5), a.seed + 2),
+    ):
+        tally.right.update(part.right)
+        tally.asked.update(part.asked)
+    rates = tally.rates()
+    width = max(len(k) for k in rates)
+    for k, v in rates.items():
+        print(f"{k:<{width}}  {100 * v['rate']:5.1f}%  (n={v['n']})")
+    print(f"evaluated in {time.perf_counter() - t0:.0f} s, settings {SETTINGS}", file=sys.stderr)
+    if a.json:
+        Path(a.json).write_text(
+            json.dumps({"rates": rates, "settings": SETTINGS, "n": a.n, "seed": a.seed}, indent=2) + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The command line on the LlamaGen parity models: convert, info, generate (c2i and t2i), inpaint, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gptimg_core.cli import main
+from gptimg_core.train.t5_folder import make_t5_folder
+
+from tiny import PARITY
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    for kind in ("c2i", "t2i"):
+        assert (
+            main(
+                [
+                    "convert",
+                    str(PARITY / f"gpt_{kind}.pt"),
+                    str(d / f"{kind}.safetensors"),
+                    "--n-head",
+                    "4",
+                    "--grid",
+                    "4",
+                ]
+            )
+            == 0
+        )
+    make_t5_folder(d / "t5", ["a", "red", "circle", "on", "blue", "background"], d_model=32)
+    return d
+
+
+def test_info_describes_llamagen_and_converted_files(models, capsys):
+    assert main(["info", str(PARITY / "vq.pt")]) == 0
+    vq = json.loads(capsys.readouterr().out)
+    assert vq["kind"] == "vq" and vq["config (inferred)"]["ch_mult"] == [1, 1, 2, 2]
+    assert main(["info", str(models / "c2i.safetensors")]) == 0
+    gpt = json.loads(capsys.readouterr().out)
+    assert gpt["kind"] == "gpt" and gpt["config"]["n_head"] == 4 and gpt["config"]["block_size"] == 16
+
+
+def test_generate_class_and_text(models, tmp_path, capsys):
+    vq = str(PARITY / "vq.pt")
+    out = tmp_path / "c.png"
+    args = ["generate", "--gpt", str(models / "c2i.safetensors"), "--vq", vq, "--class-id", "3", "--out", str(out)]
+    assert main(args + ["--batch", "2", "--seed", "5"]) == 0
+    a = np.asarray(Image.open(tmp_path / "c-0.png"))
+    assert a.shape == (32, 32, 3) and (tmp_path / "c-1.png").exists()
+    assert main(args + ["--batch", "2", "--seed", "5"]) == 0
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "c-0.png")))  # same seed, same image
+    t2i = ["generate", "--gpt", str(models / "t2i.safetensors"), "--vq", vq, "--text-encoder", str(models / "t5")]
+    assert main(t2i + ["--prompt", "a red circle", "--negative-prompt", "blue", "--top-k", "5", "--out", str(out)]) == 0
+    assert np.asarray(Image.open(out)).shape == (32, 32, 3)
+
+
+def test_inpaint_from_image_and_mask_files(models, tmp_path):
+    vq = str(PARITY / "vq.pt")
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:16, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    args = ["inpaint", "--gpt", str(models / "c2i.safetensors"), "--vq", vq, "--class-id", "1"]
+    args += [
+        "--image",
+        str(tmp_path / "in.png"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--out",
+        str(tmp_path / "out.png"),
+    ]
+    assert main(args + ["--candidates", "2"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (32, 32, 3)
+
+
+def test_errors_exit_2_with_a_message(models, tmp_path, capsys):
+    vq = str(PARITY / "vq.pt")
+    assert main(["generate", "--gpt", str(PARITY / "gpt_c2i.pt"), "--vq", vq, "--class-id", "1", "--out", "x.png"]) == 2
+    assert "pass n_head= (CLI: --n-head)" in capsys.readouterr().err
+    assert (
+        main(["generate", "--gpt", str(models / "c2i.safetensors"), "--vq", vq, "--class-id", "99", "--out", "x.png"])
+        == 2
+    )
+    assert "classes 0..9" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="text-conditional: pass a non-empty --prompt"):
+        main(
+            [
+                "generate",
+                "--gpt",
+                str(models / "t2i.safetensors"),
+                "--vq",
+                vq,
+                "--text-encoder",
+                str(models / "t5"),
+                "--out",
+                "x.png",
+            ]
+        )
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "in.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(SystemExit, match="the mask is 16x16 but the image is 32x32"):
+        main(
+            [
+                "inpaint",
+                "--gpt",
+                str(models / "c2i.safetensors"),
+                "--vq",
+                vq,
+                "--class-id",
+                "1",
+                "--image",
+                str(tmp_path / "in.png"),
+                "--mask",
+                str(tmp_path / "m.png"),
+                "--out",
+                "x.png",
+            ]
+        )
+    assert main(["convert", str(PARITY / "vq.pt"), str(tmp_path / "vq.pt")]) == 2
+    assert "the output must be a .safetensors file" in capsys.readouterr().err
