@@ -1,7 +1,7 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
 VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT -> safetensors files,
-a T5 folder and training_metrics.json. About an hour on a 2-core CPU.
+a T5 folder and training_metrics.json. About an hour on a free 2-core CPU (measured: see MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger("gptimg_core.train")
 
 VQ_CONFIG = VQConfig(
     ch=32, ch_mult=(1, 1, 2, 2), enc_res_blocks=1, dec_res_blocks=2, z_channels=32,
-    codebook_size=1024, embed_dim=8, image_size=64,
+    codebook_size=1024, embed_dim=8, image_size=64, norm_groups=8,
 )  # fmt: skip
 TEXT_TOKENS = 16  # the longest prompt of the grammar is 13 T5 tokens with </s>
 T5_SIZE = dict(d_model=64, d_ff=128, num_layers=2, num_heads=4, d_kv=16)
@@ -43,8 +43,8 @@ C2I_CONFIG = GPTConfig(
     num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
-T2I_RECIPE = GPTRecipe()
-C2I_RECIPE = GPTRecipe(steps=600, scenes=20_000)
+T2I_RECIPE = GPTRecipe(steps=3500, scenes=60_000)
+C2I_RECIPE = GPTRecipe(steps=2000, scenes=30_000)
 
 
 def _scaled(recipe, scale: float):

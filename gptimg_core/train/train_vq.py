@@ -23,13 +23,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VQRecipe:
-    steps: int = 900
-    batch: int = 32
-    lr: float = 6e-4
+    steps: int = 12000
+    batch: int = 16
+    lr: float = 3e-4
     beta: float = 0.25  # commitment weight
-    gan_start: float = 0.5  # fraction of steps before the discriminator joins
+    gan_start: float = 0.85  # fraction of steps before the discriminator joins (the whole-image phase)
     gan_weight: float = 0.1
-    restart_every: int = 50  # steps between dead-code restarts (first 80% of training)
+    restart_every: int = 25  # steps between dead-code restarts (first 80% of training)
+    crop: int = 32  # train on random crops this size (4x cheaper; the VQ is convolutional) ...
+    crop_until: float = 0.85  # ... for this fraction of the steps, then on whole images
 
 
 def quantize(vq: VQModel, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -44,6 +46,13 @@ def quantize(vq: VQModel, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tenso
     return zq.view(B, h, w, e).permute(0, 3, 1, 2), loss, codes.view(B, h, w)
 
 
+def random_crops(x: Tensor, size: int, rng: np.random.Generator) -> Tensor:
+    """A random size x size crop of each image (B, C, H, W), at multiples of 8 so tokens stay aligned."""
+    H = x.shape[-1]
+    offsets = rng.integers(0, (H - size) // 8 + 1, size=(x.shape[0], 2)) * 8
+    return torch.stack([im[:, r : r + size, c : c + size] for im, (r, c) in zip(x, offsets.tolist(), strict=True)])
+
+
 def psnr(a: Tensor, b: Tensor) -> float:
     """PSNR in dB of two pixel batches in [-1, 1], on the 8-bit scale."""
     mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) * 127.5).pow(2).mean().item()
@@ -56,8 +65,8 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
     rng = np.random.default_rng(seed)
     vq = VQModel(cfg)
     disc = PatchDiscriminator()
-    opt = torch.optim.Adam(vq.parameters(), lr=recipe.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.5, 0.9))
+    opt = torch.optim.Adam(vq.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     used = torch.zeros(cfg.codebook_size, dtype=torch.bool)
     gan_from = int(recipe.steps * recipe.gan_start)
     t0 = time.perf_counter()
@@ -66,6 +75,8 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
         for g in opt.param_groups + opt_d.param_groups:
             g["lr"] = lr
         x, _ = text_batch(rng, recipe.batch)
+        if step < recipe.crop_until * recipe.steps:
+            x = random_crops(x, recipe.crop, rng)
         z = vq.latent(x)
         zq, q_loss, codes = quantize(vq, z, recipe.beta)
         y = vq.decode_latent(zq)
