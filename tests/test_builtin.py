@@ -1,0 +1,72 @@
+"""The shipped built-in model: its files, the README's main job, and how well it follows prompts on a
+small sample (the full evaluation is `python -m gptimg_core.eval`; its numbers are in the model card)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gptimg_core import BUILTIN_DIR, load_gpt, load_text_encoder, load_vq
+from gptimg_core.builtin import builtin_path
+from gptimg_core.eval import eval_class, eval_inpaint, eval_text, load_builtin
+
+# Floors a little below what this sample measures with the shipped weights (fixed seeds); they catch a
+# broken model or sampler (untrained weights score 0 everywhere). The issue's targets (95/90/80/95/90 %)
+# are far from met: the full evaluation's numbers are in MODEL_CARD.md. Two-object prompts (0% today)
+# get no floor yet.
+FLOORS = {
+    "single: colour+shape+background": 0.15,  # measured 0.28 on this sample (0.25 over 213 in the full eval)
+    "class: colour+shape": 0.02,  # measured 0.06 (0.20 over 100)
+    "inpaint: new object right": 0.05,  # measured 0.06 (0.18 over 60)
+    "inpaint: tokens outside the mask unchanged": 1.0,
+}
+
+
+def test_files_are_small_self_describing_and_consistent():
+    files = [p for p in BUILTIN_DIR.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json")]
+    assert sum(p.stat().st_size for p in files) < 30 * 2**20
+    t2i, c2i, vq = load_gpt(builtin_path("t2i")), load_gpt(builtin_path("c2i")), load_vq(builtin_path("vq"))
+    assert t2i.cfg.model_type == "t2i" and c2i.cfg.model_type == "c2i" and c2i.cfg.num_classes == 48
+    assert vq.codebook_size == t2i.cfg.vocab_size == c2i.cfg.vocab_size
+    assert t2i.cfg.grid * vq.downsample == 64
+    te = load_text_encoder(builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num)
+    assert te.dim == t2i.cfg.caption_dim
+    metrics = json.loads((BUILTIN_DIR / "training_metrics.json").read_text())
+    assert metrics["recipes"]["t2i"]["steps"] >= 1000  # the shipped model is a real training run
+
+
+def test_main_job_writes_a_png(tmp_path):
+    out = tmp_path / "out.png"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gptimg_core",
+        "generate",
+        "--prompt",
+        "a red circle on a blue background",
+        "--out",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    im = np.asarray(Image.open(out))
+    assert im.shape == (64, 64, 3) and im.std() > 5
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.set_grad_enabled(False)
+    yield load_builtin()
+    torch.set_grad_enabled(True)
+
+
+def test_prompt_following_on_a_small_sample(models):
+    rates = {}
+    for tally in (eval_text(models, 64, seed=7), eval_class(models, 48, seed=8), eval_inpaint(models, 16, seed=9)):
+        rates.update({k: v["rate"] for k, v in tally.rates().items()})
+    low = {k: (rates[k], floor) for k, floor in FLOORS.items() if rates[k] < floor}
+    assert not low, f"rates below their floors (rate, floor): {low}"
