@@ -87,12 +87,15 @@ class LoadModel(io.ComfyNode):
         return _stamp(_path(cls.NAME, "ckpt_name", ckpt_name, BUILTIN_GPT, adapter.GPT_FOLDER))
 
     @classmethod
-    def validate_inputs(cls, ckpt_name: str, dtype: str) -> bool | str:
-        return check_choices(cls, ckpt_name=ckpt_name, dtype=dtype)
+    def validate_inputs(cls, ckpt_name: str) -> bool | str:
+        # one input per validate_inputs: ComfyUI files the answer under every input it names; dtype is checked below
+        return check_choices(cls, ckpt_name=ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
         path = _path(cls.NAME, "ckpt_name", ckpt_name, BUILTIN_GPT, adapter.GPT_FOLDER)
+        if dtype != "auto" and dtype not in DTYPES:
+            raise NodeInputError(cls.NAME, "dtype", f"{dtype!r} is not one of auto, {', '.join(DTYPES)}")
         torch_dtype = DTYPES.get(dtype) or adapter.auto_dtype("gpt")
         with core_errors(cls.NAME, "ckpt_name"):
             gpt = load_gpt(path, dtype=torch_dtype, n_head=n_head or None, grid=grid or None)
