@@ -53,7 +53,7 @@ class Graph:
     builtin_stand_ins: dict[int, dict[str, Any]] = field(default_factory=dict)  # thumbnail run of LlamaGen graphs
 
 
-T2I_PROMPT = "a red circle and a green star on a white background"
+T2I_PROMPT = "a large red circle on a blue background"
 SAMPLER = dict(seed=42, batch_size=4, cfg=4.0, cfg_interval=-1, cfg_schedule="constant", temperature=1.0)
 SAMPLING = dict(top_k=0, top_p=1.0)
 EDIT = dict(seed=7, cfg=4.0, temperature=1.0, top_k=0, top_p=1.0)
