@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -151,8 +153,12 @@ def _put_comfy_first(install: ComfyInstall) -> None:
         if not str(getattr(sys.modules[name], "__file__", "") or "").startswith(comfy_dir):
             del sys.modules[name]  # a namespace `comfy` picked up from tests/comfy
     sys.path.insert(0, comfy_dir)
-    venv = install.comfy_dir / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    extra = [str(venv / "site-packages")]
+    # every site-packages dir ComfyUI's own interpreter sees (its venv's, and the base one it inherits)
+    listed = subprocess.run(
+        [str(install.python), "-c", "import json, sys; print(json.dumps([p for p in sys.path if 'packages' in p]))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    extra = json.loads(listed.stdout)
     if importlib.util.find_spec("torchvision") is None:
         # transformers caches "is torchvision installed?" at first use; with the stubs visible it would say
         # yes and T5 (our text encoder) would fail to import. Ask it first, while the answer is no.
