@@ -239,14 +239,20 @@ def load_gpt(
     """
     p = Path(path)
     sd, meta = read_state_dict(p, "load_gpt")
+    return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+
+
+def _gpt_from_file(
+    p: Path, sd: dict[str, Tensor], meta: dict, *, n_head: int | None, grid: int | None, where: str
+) -> GPT:
+    """gpt_from_state_dict, with the grid resolved from the file when it is not given."""
     if not (meta.get("format") == FORMAT or grid) and detect_kind(sd) == "gpt":
         grid = _file_grid(p, meta, sd)
         if grid is None:
             log.warning(
-                "load_gpt: %s does not record its token grid; assuming %d (256px with VQ-16)", p.name, DEFAULT_GRID
+                "%s: %s does not record its token grid; assuming %d (256px with VQ-16)", where, p.name, DEFAULT_GRID
             )
-    model = gpt_from_state_dict(sd, meta, n_head=n_head, grid=grid, where="load_gpt", name=p.name)
-    return model.to(device=device, dtype=dtype)
+    return gpt_from_state_dict(sd, meta, n_head=n_head, grid=grid, where=where, name=p.name)
 
 
 def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: str) -> VQModel:
@@ -277,15 +283,22 @@ def save_model(model: GPT | VQModel, path: str | os.PathLike, extra: dict[str, s
     os.replace(tmp, path)  # never leave a half-written file under the final name
 
 
+def model_from_state_dict(
+    p: Path, sd: dict[str, Tensor], meta: dict, *, n_head: int | None = None, grid: int | None = None, where: str
+) -> GPT | VQModel:
+    """A GPT or a VQ from tensors already read from file p, whichever they hold."""
+    if detect_kind(sd) == "vq":
+        return vq_from_state_dict(sd, meta, where=where, name=p.name)
+    if detect_kind(sd) == "gpt":
+        return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where=where)
+    raise CheckpointError(f"{where}: {p.name} looks like {_KIND_HINT[detect_kind(sd)]}")
+
+
 def load_any(path: str | os.PathLike, *, n_head: int | None = None, grid: int | None = None) -> GPT | VQModel:
     """A GPT or a VQ, whichever the file holds."""
     p = Path(path)
     sd, meta = read_state_dict(p, "load_any")
-    if detect_kind(sd) == "vq":
-        return vq_from_state_dict(sd, meta, where="load_any", name=p.name)
-    if detect_kind(sd) == "gpt":
-        return load_gpt(p, n_head=n_head, grid=grid)
-    raise CheckpointError(f"load_any: {p.name} looks like {_KIND_HINT[detect_kind(sd)]}")
+    return model_from_state_dict(p, sd, meta, n_head=n_head, grid=grid, where="load_any")
 
 
 def convert(

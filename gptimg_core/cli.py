@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .builtin import builtin_path
-from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, read_state_dict
+from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
 from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
@@ -177,7 +177,7 @@ def cmd_info(a: argparse.Namespace) -> None:
         info["config"] = json.loads(meta["config"])
     elif kind in ("gpt", "vq"):
         try:
-            model = load_gpt(a.path) if kind == "gpt" else load_vq(a.path)
+            model = model_from_state_dict(Path(a.path), sd, meta, where="info")
             info["config (inferred)"] = json.loads(model.cfg.to_json())
         except CheckpointError as e:
             info["config"] = f"not inferable: {e}"

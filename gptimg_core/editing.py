@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .conditioning import Condition, prepare_condition
-from .generate import Callback, _attention_mask, run_sampler
+from .generate import Callback, attention_mask, run_sampler
 from .gpt import GPT
 from .sampling import SamplingOptions
 
@@ -68,7 +68,7 @@ def score_known(gpt: GPT, cond: Condition, tokens: Tensor, keep: Tensor) -> Tens
     N, T = tokens.shape[1], gpt.cfg.cls_token_num
     S = T + N - 1
     with torch.no_grad():
-        logits = gpt(tokens[:, :-1], 0, cond=cond.tokens, mask=_attention_mask(cond.key_ok, 0, S))  # (B, S, V)
+        logits = gpt(tokens[:, :-1], 0, cond=cond.tokens, mask=attention_mask(cond.key_ok, 0, S))  # (B, S, V)
     logp = logits[:, T - 1 :].log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, N)
     after = (~keep).long().cumsum(1) > 0  # positions at or after the first resampled token
     return (logp * (keep & after)).sum(1)
@@ -105,7 +105,7 @@ def inpaint(
     if candidates < 1 or passes < 1:
         raise ValueError(f"{where}: candidates and passes must be >= 1, got {candidates} and {passes}")
     opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
-    opts.check(where, gpt.cfg.vocab_size)
+    opts.check(where)
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
     if c.batch != codes.shape[0]:
         raise ValueError(f"{where}: cond has batch {c.batch} but codes has {codes.shape[0]} images")

@@ -19,7 +19,7 @@ from .sampling import SamplingOptions, guide, sample
 Callback = Callable[[int, int, Tensor], None]
 
 
-def _attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
+def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
     """Bool mask (B, 1, n, start + n) for n new rows at `start`, or None when plain causal suffices.
 
     key_ok (B, 1, 1, S_max) marks keys any row may see (padding of the condition is False); each
@@ -65,7 +65,7 @@ def run_sampler(
     key_ok = cond.key_ok
     T = gpt.cfg.cls_token_num
     with torch.no_grad():
-        logits = gpt(None, 0, cond=cond.tokens, cache=cache, mask=_attention_mask(key_ok, 0, T), last_only=True)
+        logits = gpt(None, 0, cond=cond.tokens, cache=cache, mask=attention_mask(key_ok, 0, T), last_only=True)
         t = 0
         while t < N:
             step_logits = logits[:, -1]
@@ -90,7 +90,7 @@ def run_sampler(
             if rows == 2 * B:
                 fed = torch.cat([fed, fed])
             start = T + t
-            logits = gpt(fed, start, cache=cache, mask=_attention_mask(key_ok, start, n), last_only=True)
+            logits = gpt(fed, start, cache=cache, mask=attention_mask(key_ok, start, n), last_only=True)
             t += n
     return tokens
 
@@ -119,7 +119,7 @@ def generate(
     branch. top_k=1 is greedy. Same generator state, same tokens.
     """
     opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
-    opts.check("generate", gpt.cfg.vocab_size)
+    opts.check("generate")
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
     tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)
     g = gpt.cfg.grid

@@ -22,7 +22,7 @@ class SamplingOptions:
     top_k: int = 0
     top_p: float = 1.0
 
-    def check(self, where: str, vocab: int) -> None:
+    def check(self, where: str) -> None:
         """Raise a ValueError naming `where` and the bad argument."""
         if not self.cfg_scale >= 1.0:
             raise ValueError(f"{where}: cfg_scale must be >= 1.0 (1.0 switches guidance off), got {self.cfg_scale}")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gptimg_core import generate
-from gptimg_core.generate import _attention_mask
+from gptimg_core.generate import attention_mask
 from gptimg_core.sampling import SamplingOptions, filter_logits
 
 from tiny import caption, tiny_gpt
@@ -23,12 +23,12 @@ def test_kv_cached_decoding_equals_full_forward(kind, n_kv):
     tokens = torch.randint(0, 64, (2, 15))
     T = gpt.cfg.cls_token_num
     with torch.no_grad():
-        full = gpt(tokens, 0, cond=cond, mask=_attention_mask(key_ok, 0, T + 15))  # (B, T+15, V)
+        full = gpt(tokens, 0, cond=cond, mask=attention_mask(key_ok, 0, T + 15))  # (B, T+15, V)
         cache = gpt.new_cache(2)
-        steps = [gpt(None, 0, cond=cond, cache=cache, mask=_attention_mask(key_ok, 0, T))]
-        steps.append(gpt(tokens[:, :3], T, cache=cache, mask=_attention_mask(key_ok, T, 3)))  # a chunk
+        steps = [gpt(None, 0, cond=cond, cache=cache, mask=attention_mask(key_ok, 0, T))]
+        steps.append(gpt(tokens[:, :3], T, cache=cache, mask=attention_mask(key_ok, T, 3)))  # a chunk
         for t in range(3, 15):
-            steps.append(gpt(tokens[:, t : t + 1], T + t, cache=cache, mask=_attention_mask(key_ok, T + t, 1)))
+            steps.append(gpt(tokens[:, t : t + 1], T + t, cache=cache, mask=attention_mask(key_ok, T + t, 1)))
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 

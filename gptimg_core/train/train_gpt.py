@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import GPTConfig
-from ..generate import _attention_mask
+from ..generate import attention_mask
 from ..gpt import GPT
 from ..text_encoder import TextEncoder
 from ..vq import VQModel
@@ -63,9 +64,37 @@ def _optimizer(params: list[torch.nn.Parameter], recipe: GPTRecipe) -> torch.opt
 def token_loss(gpt: GPT, cond: Tensor, codes: Tensor, key_ok: Tensor | None) -> Tensor:
     """Next-token cross-entropy over the image tokens. codes (B, N); key_ok (B, 1, 1, S) or None."""
     T, N = gpt.cfg.cls_token_num, codes.shape[1]
-    mask = _attention_mask(key_ok, 0, T + N - 1)
+    mask = attention_mask(key_ok, 0, T + N - 1)
     logits = gpt(codes[:, :-1], 0, cond=cond, mask=mask)  # (B, T + N - 1, V)
     return F.cross_entropy(logits[:, T - 1 :].reshape(-1, logits.shape[-1]), codes.reshape(-1))
+
+
+def _fit(
+    name: str, params: list[Tensor], recipe: GPTRecipe, loss_of: Callable[[torch.Generator], Tensor], seed: int
+) -> dict:
+    """AdamW with warmup + cosine and gradient clipping; loss_of(generator) draws a batch and returns its loss."""
+    opt = _optimizer(params, recipe)
+    g = torch.Generator().manual_seed(seed)
+    t0, losses = time.perf_counter(), []
+    for step in range(recipe.steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(recipe, step)
+        loss = loss_of(g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 100 == 0 or step == recipe.steps - 1:
+            log.info(
+                "%s step %d/%d loss %.3f (%.0fs)",
+                name,
+                step,
+                recipe.steps,
+                np.mean(losses[-50:]),
+                time.perf_counter() - t0,
+            )
+    return {"final_loss": round(float(np.mean(losses[-100:])), 3), "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def train_t2i(
@@ -76,66 +105,36 @@ def train_t2i(
     gpt = GPT(cfg)
     null = gpt.cls_embedding.uncond_embedding
     null.requires_grad_(True)  # a buffer in LlamaGen's layout, learned here
-    params = list(gpt.parameters()) + list(te.model.parameters()) + [null]
-    opt = _optimizer(params, recipe)
     gpt.train()
     te.model.train()
-    g = torch.Generator().manual_seed(seed)
-    t0, losses = time.perf_counter(), []
-    for step in range(recipe.steps):
-        for group in opt.param_groups:
-            group["lr"] = _lr(recipe, step)
+    image_keys = torch.ones(recipe.batch, cfg.block_size, dtype=torch.bool)
+
+    def loss_of(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(prompts), (recipe.batch,), generator=g)
         feats, mask = te.embed([prompts[i] for i in idx.tolist()])  # (B, T, C), (B, T)
         drop = torch.rand(recipe.batch, generator=g) < recipe.cond_drop
-        feats = torch.where(drop[:, None, None], null.expand_as(feats), feats)
-        key_ok = torch.cat([mask, torch.ones(recipe.batch, cfg.block_size, dtype=torch.bool)], 1)[:, None, None]
-        loss = token_loss(gpt, feats, codes[idx], key_ok)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % 100 == 0 or step == recipe.steps - 1:
-            log.info(
-                "t2i step %d/%d loss %.3f (%.0fs)", step, recipe.steps, np.mean(losses[-50:]), time.perf_counter() - t0
-            )
+        feats = torch.where(drop[:, None, None], null.expand_as(feats), feats)  # the null keeps the prompt's mask
+        return token_loss(gpt, feats, codes[idx], torch.cat([mask, image_keys], 1)[:, None, None])
+
+    metrics = _fit("t2i", list(gpt.parameters()) + list(te.model.parameters()) + [null], recipe, loss_of, seed)
     null.requires_grad_(False)
     gpt.eval()
     te.model.eval()
-    return gpt, {
-        "final_loss": round(float(np.mean(losses[-100:])), 3),
-        "train_seconds": round(time.perf_counter() - t0, 1),
-    }
+    return gpt, metrics
 
 
 def train_c2i(cfg: GPTConfig, codes: Tensor, labels: list[int], recipe: GPTRecipe, seed: int = 0) -> tuple[GPT, dict]:
     """Train the class-conditional GPT; dropped labels become the null class (id num_classes)."""
     torch.manual_seed(seed)
     gpt = GPT(cfg)
-    params = list(gpt.parameters())
-    opt = _optimizer(params, recipe)
     gpt.train()
     ids = torch.as_tensor(labels)
-    g = torch.Generator().manual_seed(seed)
-    t0, losses = time.perf_counter(), []
-    for step in range(recipe.steps):
-        for group in opt.param_groups:
-            group["lr"] = _lr(recipe, step)
+
+    def loss_of(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(ids), (recipe.batch,), generator=g)
         y = ids[idx].masked_fill(torch.rand(recipe.batch, generator=g) < recipe.cond_drop, cfg.num_classes)
-        loss = token_loss(gpt, y, codes[idx], None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % 100 == 0 or step == recipe.steps - 1:
-            log.info(
-                "c2i step %d/%d loss %.3f (%.0fs)", step, recipe.steps, np.mean(losses[-50:]), time.perf_counter() - t0
-            )
+        return token_loss(gpt, y, codes[idx], None)
+
+    metrics = _fit("c2i", list(gpt.parameters()), recipe, loss_of, seed)
     gpt.eval()
-    return gpt, {
-        "final_loss": round(float(np.mean(losses[-100:])), 3),
-        "train_seconds": round(time.perf_counter() - t0, 1),
-    }
+    return gpt, metrics
