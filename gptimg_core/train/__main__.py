@@ -43,8 +43,8 @@ C2I_CONFIG = GPTConfig(
     num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
-T2I_RECIPE = GPTRecipe(steps=3500, scenes=60_000)
-C2I_RECIPE = GPTRecipe(steps=2000, scenes=30_000)
+T2I_RECIPE = GPTRecipe(steps=7000, scenes=100_000)
+C2I_RECIPE = GPTRecipe(steps=5000, scenes=50_000)
 
 
 def _scaled(recipe, scale: float):

@@ -8,7 +8,16 @@ from torch import Tensor
 
 from ..images import from_uint8
 from ..shapes import describe, place, render, sample_class_spec, sample_spec
-from ..shapes.world import COLOUR_NAMES, NUM_CLASSES, SHAPES
+from ..shapes.world import (
+    COLOUR_NAMES,
+    HELD_OUT_TRIPLES,
+    NUM_CLASSES,
+    SHAPES,
+    ObjectSpec,
+    Scene,
+    SceneSpec,
+    boxes_overlap,
+)
 
 IMAGE_SIZE = 64
 
@@ -18,6 +27,31 @@ def text_batch(rng: np.random.Generator, n: int, split: str = "train") -> tuple[
     specs = [sample_spec(rng, split=split) for _ in range(n)]
     images = np.stack([render(place(s, rng), IMAGE_SIZE) for s in specs])
     return from_uint8(images), [describe(s) for s in specs]
+
+
+def tokenizer_batch(rng: np.random.Generator, n: int, max_objects: int = 4) -> Tensor:
+    """n crowded scenes for the VQ, pixels (n, 3, 64, 64) in [-1, 1]: 1..max_objects non-overlapping
+    objects of training triples, so that fewer of its pixels are flat background."""
+    images = []
+    for _ in range(n):
+        bg = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))]
+        want, placed = int(rng.integers(1, max_objects + 1)), []
+        for _ in range(4 * want):
+            colour, shape = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))], SHAPES[rng.integers(len(SHAPES))]
+            if colour == bg or (colour, shape, bg) in HELD_OUT_TRIPLES:
+                continue
+            o = place(SceneSpec(bg, (ObjectSpec(colour, shape),)), rng).objects[0]
+            if not any(boxes_overlap(o, q) for q in placed):
+                placed.append(o)
+            if len(placed) == want:
+                break
+        if not placed:
+            continue
+        spec = SceneSpec(bg, (ObjectSpec(placed[0].colour, placed[0].shape),))  # the scene's first object
+        images.append(render(Scene(spec, bg, tuple(placed)), IMAGE_SIZE))
+    while len(images) < n:  # a scene whose every draw was rejected: reuse one
+        images.append(images[rng.integers(len(images))])
+    return from_uint8(np.stack(images))
 
 
 def class_batch(rng: np.random.Generator, n: int, split: str = "train") -> tuple[Tensor, Tensor]:

@@ -3,16 +3,18 @@ encoder, and a c2i GPT. Condition dropout trains the null condition used by CFG.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..config import GPTConfig
 from ..generate import attention_mask
@@ -33,6 +35,7 @@ class GPTRecipe:
     weight_decay: float = 0.05
     cond_drop: float = 0.1  # probability of replacing the condition with the null one
     scenes: int = 40_000  # size of the pre-tokenised scene pool
+    bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
 
 
 def tokenize_scenes(vq: VQModel, n: int, kind: str, seed: int, chunk: int = 256) -> tuple[Tensor, list]:
@@ -69,6 +72,16 @@ def token_loss(gpt: GPT, cond: Tensor, codes: Tensor, key_ok: Tensor | None) -> 
     return F.cross_entropy(logits[:, T - 1 :].reshape(-1, logits.shape[-1]), codes.reshape(-1))
 
 
+@contextlib.contextmanager
+def _fast_math(bf16: bool) -> Iterator[None]:
+    """Forward-pass settings for CPU training. bf16 autocast: t2i steps 0.64 -> 0.28 s on 2 EPYC cores
+    with avx512_bf16 (only where oneDNN has native bf16; emulated bf16 would be slower). The plain
+    math attention: the CPU flash kernel's backward with a padding mask took 40% of a step."""
+    native = bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    with sdpa_kernel(SDPBackend.MATH), torch.autocast("cpu", dtype=torch.bfloat16, enabled=native):
+        yield
+
+
 def _fit(
     name: str, params: list[Tensor], recipe: GPTRecipe, loss_of: Callable[[torch.Generator], Tensor], seed: int
 ) -> dict:
@@ -79,7 +92,8 @@ def _fit(
     for step in range(recipe.steps):
         for group in opt.param_groups:
             group["lr"] = _lr(recipe, step)
-        loss = loss_of(g)
+        with _fast_math(recipe.bf16):
+            loss = loss_of(g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

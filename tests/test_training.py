@@ -1,0 +1,66 @@
+"""Pieces of the built-in model's training recipe (the whole recipe is `python -m gptimg_core.train`)."""
+
+import numpy as np
+import pytest
+import torch
+
+from gptimg_core.config import GPTConfig, VQConfig
+from gptimg_core.images import from_uint8
+from gptimg_core.shapes import render
+from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
+from gptimg_core.train.data import tokenizer_batch
+from gptimg_core.train.train_gpt import GPTRecipe, _fast_math, token_loss, train_c2i
+from gptimg_core.train.train_vq import VQRecipe, pixel_weights, train_vq
+
+
+def _palette_index(pixels: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W) index of the exact palette colour (-1 where none)."""
+    rgb = np.round((pixels.permute(0, 2, 3, 1).numpy() + 1) * 127.5).astype(int)
+    out = np.full(rgb.shape[:3], -1)
+    for i, c in enumerate(COLOURS.values()):
+        out[(np.abs(rgb - np.array(c)) <= 1).all(-1)] = i
+    return out
+
+
+def test_tokenizer_batch_is_crowded_flat_and_reproducible():
+    x = tokenizer_batch(np.random.default_rng(3), 24)
+    assert x.shape == (24, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    idx = _palette_index(x)
+    assert (idx >= 0).mean() > 0.97  # flat palette colours, only anti-aliasing-free polygon edges
+    colours_per_image = [len(np.unique(i[i >= 0])) for i in idx]
+    assert min(colours_per_image) >= 2 and np.mean(colours_per_image) > 2.2  # more than one object on average
+    assert torch.equal(x, tokenizer_batch(np.random.default_rng(3), 24))
+
+
+def test_pixel_weights_mark_pixels_near_objects():
+    obj = PlacedObject("red", "square", "small", 0.5, 0.5, 0.25)  # drawn on pixels 25..38
+    scene = Scene(SceneSpec("blue", (ObjectSpec("red", "square"),)), "blue", (obj,))
+    w = pixel_weights(from_uint8(render(scene, 64)), 4.0)[0, 0]  # (64, 64)
+    assert w[32, 32] == 5.0 and w[23, 32] == 5.0 and w[32, 40] == 5.0  # inside, and 2 px outside the edges
+    assert w[22, 32] == 1.0 and w[32, 41] == 1.0 and w[0, 0] == 1.0  # further out: the background weight
+    assert torch.equal(pixel_weights(from_uint8(render(scene, 64)), 0.0), torch.ones(1, 1, 64, 64))
+
+
+def test_train_vq_runs_both_phases_and_reports_metrics():
+    cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
+                   embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
+    vq, metrics = train_vq(cfg, VQRecipe(steps=6, batch=2, restart_every=2), seed=0)
+    assert set(metrics) == {"psnr_db", "codebook_usage", "train_seconds"}
+    assert 0 < metrics["codebook_usage"] <= 1 and metrics["psnr_db"] > 0
+    assert not vq.training
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no native bf16 on this CPU")
+def test_bf16_training_math_matches_fp32_loss():
+    torch.manual_seed(0)
+    from gptimg_core.gpt import GPT
+
+    gpt = GPT(GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=16, num_classes=4, cls_token_num=1))
+    codes, y = torch.randint(0, 64, (8, 16)), torch.randint(0, 4, (8,))
+    full = token_loss(gpt, y, codes, None)
+    with _fast_math(True):
+        fast = token_loss(gpt, y, codes, None)
+    assert fast.dtype == torch.float32 and abs(fast.item() - full.item()) < 0.02 * full.item()
+    gpt2, metrics = train_c2i(gpt.cfg, codes, y.tolist(), GPTRecipe(steps=3, batch=4, warmup=1), seed=0)
+    assert all(p.dtype == torch.float32 for p in gpt2.parameters())  # master weights stay fp32
+    assert np.isfinite(metrics["final_loss"])
