@@ -6,6 +6,9 @@ from pathlib import Path
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 BUILTIN_NAME = "builtin"  # how loaders and nodes name it next to files
+# Sampling settings for the built-in model, picked on a development seed (not the evaluation's):
+# CFG 2 with top-k 20 drew 52% of single objects right against 43% with CFG 4 and no top-k.
+BUILTIN_SAMPLING = {"cfg_scale": 2.0, "temperature": 1.0, "top_k": 20, "top_p": 1.0}
 
 
 def builtin_path(part: str) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .builtin import builtin_path
+from .builtin import BUILTIN_SAMPLING, builtin_path
 from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
 from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
@@ -46,11 +46,11 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default=None, help="text for the null branch of CFG (default: the model's)")
     p.add_argument("--class-id", type=int, default=None, help="class id (class-conditional models)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cfg", type=float, default=None, help="CFG scale (default 4.0; 1 = off)")
+    p.add_argument("--cfg", type=float, default=None, help="CFG scale (default 4.0, built-in model 2.0; 1 = off)")
     p.add_argument("--cfg-interval", type=int, default=-1)
     p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-k", type=int, default=None, help="0 = off (default 0, built-in model 20)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--gpt", help="GPT checkpoint (default: built-in t2i, or c2i with --class-id)")
     p.add_argument("--vq", help="VQ tokenizer checkpoint (default: built-in)")
@@ -116,9 +116,13 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
 
 
 def _sampling(a: argparse.Namespace) -> dict:
+    """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
+    own (BUILTIN_SAMPLING) when no --gpt is given."""
+    default = BUILTIN_SAMPLING if a.gpt is None else {"cfg_scale": 4.0, "top_k": 0}
     return dict(
-        cfg_scale=4.0 if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval, cfg_schedule=a.cfg_schedule,
-        temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+        cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
+        cfg_schedule=a.cfg_schedule, temperature=a.temperature,
+        top_k=default["top_k"] if a.top_k is None else a.top_k, top_p=a.top_p,
         generator=torch.Generator().manual_seed(a.seed),
     )  # fmt: skip
 

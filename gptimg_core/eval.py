@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .builtin import builtin_path
+from .builtin import BUILTIN_SAMPLING, builtin_path
 from .checkpoint import load_gpt, load_vq
 from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
@@ -27,8 +27,7 @@ from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSp
 from .text_encoder import TextEncoder, load_text_encoder
 from .vq import VQModel
 
-# Sampling settings used by the evaluation (and documented as the built-in model's defaults).
-SETTINGS = {"cfg_scale": 4.0, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+SETTINGS = dict(BUILTIN_SAMPLING)  # the evaluation samples as the built-in model's defaults do
 
 
 @dataclass

@@ -1,12 +1,14 @@
 """The command line on the LlamaGen parity models: convert, info, generate (c2i and t2i), inpaint, errors."""
 
+import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from gptimg_core.cli import main
+from gptimg_core.builtin import BUILTIN_SAMPLING
+from gptimg_core.cli import _sampling, main
 from gptimg_core.train.t5_folder import make_t5_folder
 
 from tiny import PARITY
@@ -123,3 +125,13 @@ def test_errors_exit_2_with_a_message(models, tmp_path, capsys):
         )
     assert main(["convert", str(PARITY / "vq.pt"), str(tmp_path / "vq.pt")]) == 2
     assert "the output must be a .safetensors file" in capsys.readouterr().err
+
+
+def test_sampling_defaults_follow_the_model():
+    flags = dict(cfg=None, top_k=None, cfg_interval=-1, cfg_schedule="constant", temperature=1.0, top_p=1.0, seed=0)
+    builtin = _sampling(argparse.Namespace(gpt=None, **flags))
+    assert (builtin["cfg_scale"], builtin["top_k"]) == (BUILTIN_SAMPLING["cfg_scale"], BUILTIN_SAMPLING["top_k"])
+    llamagen = _sampling(argparse.Namespace(gpt="c2i_B_256.pt", **flags))
+    assert (llamagen["cfg_scale"], llamagen["top_k"]) == (4.0, 0)  # LlamaGen's own defaults
+    given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0}))
+    assert (given["cfg_scale"], given["top_k"]) == (1.0, 0)  # flags win, 0 included

@@ -82,6 +82,7 @@ def _fast_math(bf16: bool) -> Iterator[None]:
         yield
 
 
+@torch.enable_grad()  # callers may have turned autograd off (generation code does)
 def _fit(
     name: str, params: list[Tensor], recipe: GPTRecipe, loss_of: Callable[[torch.Generator], Tensor], seed: int
 ) -> dict:

@@ -71,6 +71,7 @@ def psnr(a: Tensor, b: Tensor) -> float:
     return 10 * math.log10(255.0**2 / max(mse, 1e-10))
 
 
+@torch.enable_grad()  # callers may have turned autograd off (generation code does)
 def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, dict]:
     """Train from scratch; returns the model (eval) and metrics (PSNR, codebook usage, time)."""
     torch.manual_seed(seed)
