@@ -54,9 +54,11 @@ class Graph:
 
 
 T2I_PROMPT = "a large red circle on a blue background"
-SAMPLER = dict(seed=42, batch_size=4, cfg=4.0, cfg_interval=-1, cfg_schedule="constant", temperature=1.0)
-SAMPLING = dict(top_k=0, top_p=1.0)
-EDIT = dict(seed=7, cfg=4.0, temperature=1.0, top_k=0, top_p=1.0)
+# The built-in model's own sampling settings (gptimg_core.builtin.BUILTIN_SAMPLING); LlamaGen graphs set theirs.
+SAMPLER = dict(seed=42, batch_size=4, cfg=2.0, cfg_interval=-1, cfg_schedule="constant", temperature=1.0)
+SAMPLING = dict(top_k=20, top_p=1.0)
+EDIT = dict(seed=7, cfg=2.0, temperature=1.0, top_k=20, top_p=1.0)
+BUILTIN_STAND_IN = {"top_k": 20, "cfg": 2.0}
 
 
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
@@ -220,7 +222,7 @@ GRAPHS: dict[str, Graph] = {
             2: {"encoder_name": "builtin"},
             3: {"vq_name": "builtin"},
             4: {"prompt": T2I_PROMPT},
-            5: {"top_k": 0, "cfg": 4.0},
+            5: BUILTIN_STAND_IN,
         },
     ),
     "llamagen_c2i": Graph(
@@ -228,7 +230,11 @@ GRAPHS: dict[str, Graph] = {
             N(1, "GPTImgLoadModel", dict(ckpt_name="c2i_L_384.pt", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="vq_ds16_c2i.pt")),
             N(4, "GPTImgClassLabel", {"model": L(1), "class": "golden retriever"}),
-            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, top_k=2000, top_p=1.0)),
+            N(
+                5,
+                "GPTImgSampler",
+                dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "cfg": 4.0}, top_k=2000, top_p=1.0),
+            ),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "llamagen_c2i"),
         ],
@@ -240,7 +246,7 @@ GRAPHS: dict[str, Graph] = {
             1: {"ckpt_name": "builtin c2i"},
             3: {"vq_name": "builtin"},
             4: {"class": "green star"},
-            5: {"top_k": 0},
+            5: BUILTIN_STAND_IN,
         },
     ),
 }
