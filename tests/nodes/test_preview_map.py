@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gptimg_core import builtin_path, generate, load_gpt, load_text_encoder, load_vq, to_uint8
+from gptimg_core.images import from_uint8
 from gptimg_core.preview import (
     GREY,
     PreviewScheduler,
@@ -20,6 +21,7 @@ from gptimg_core.preview import (
     smooth_images,
     tile,
 )
+from gptimg_core.shapes import place, render, sample_spec
 
 
 class LinearColourVQ:
@@ -61,7 +63,7 @@ def vq():
 
 def test_fit_recovers_a_known_colour_map():
     fake = LinearColourVQ()
-    pmap = fit_preview_map(fake)
+    pmap = fit_preview_map(fake, exact_budget_s=0.0)  # the fitted linear map, not per-code decodes
     codes = torch.randint(fake.codebook_size, (8, 8, 8), generator=torch.Generator().manual_seed(1))
     decoded = per_token_colour(fake.decode(codes), fake.downsample)
     r = channel_correlations(decoded, pmap.palette[codes.reshape(-1).numpy()].astype(float))
@@ -79,6 +81,26 @@ def test_palette_correlates_with_real_decodes_of_the_builtin_vq(vq):
     assert np.mean(r) > 0.2, r  # the stand-in VQ is barely trained; a trained one is far higher
     # and it beats predicting the mean colour
     assert np.mean((decoded - palette) ** 2) < np.mean((decoded - decoded.mean(0)) ** 2)
+
+
+def test_builtin_palette_is_each_codes_own_decode_and_beats_the_linear_fit(vq):
+    torch.set_grad_enabled(False)
+    exact, linear = fit_preview_map(vq), fit_preview_map(vq, exact_budget_s=0.0)
+    ds = vq.downsample
+    assert (
+        np.abs(
+            exact.palette[5].astype(float) - per_token_colour(vq.decode(torch.tensor([[[5]]])), ds)[0] * 127.5 - 128
+        ).max()
+        <= 1
+    )
+    scenes = [render(place(sample_spec(np.random.default_rng(i)), np.random.default_rng(i)), 64) for i in range(16)]
+    codes = vq.encode(from_uint8(np.stack(scenes)))  # tokens in context, as generated images hold them
+    decoded = per_token_colour(vq.decode(codes), ds) * 127.5 + 128.0
+    err = {
+        k: np.abs(decoded - p.palette[codes.reshape(-1).numpy()]).mean()
+        for k, p in (("exact", exact), ("linear", linear))
+    }
+    assert err["exact"] < 0.7 * err["linear"] and err["exact"] < 30, err
 
 
 def test_render_palette_paints_codes_and_leaves_the_rest_grey(vq):
