@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
+from .sampling import SamplingOptions
 from .text_encoder import TextEncoderError, load_text_encoder
 
 
@@ -118,7 +120,7 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
 def _sampling(a: argparse.Namespace) -> dict:
     """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
     own (BUILTIN_SAMPLING) when no --gpt is given."""
-    default = BUILTIN_SAMPLING if a.gpt is None else {"cfg_scale": 4.0, "top_k": 0}
+    default = BUILTIN_SAMPLING if a.gpt is None else asdict(SamplingOptions())
     return dict(
         cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
         cfg_schedule=a.cfg_schedule, temperature=a.temperature,

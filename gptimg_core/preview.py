@@ -36,10 +36,8 @@ EXACT_PALETTE_CHUNK = 1024  # codes decoded at once
 
 @dataclass(frozen=True)
 class PreviewMap:
-    """Per-VQ preview data: weight (e + 1, 3) maps [embedding, 1] to pixels in [-1, 1];
-    palette (K, 3) uint8 is that map applied to every code."""
+    """Per-VQ preview data: palette (K, 3) uint8 is every code's preview colour."""
 
-    weight: Tensor
     palette: np.ndarray
     neutral_code: int  # the code closest to mid grey: fills the not-yet-drawn part of a full decode
     decode_fixed_s: float  # measured VQ decode cost: fixed part (s) ...
@@ -69,11 +67,10 @@ def smooth_images(n: int, side: int, generator: torch.Generator) -> Tensor:
 
 @torch.no_grad()
 def fit_preview_map(vq: VQModel, *, seed: int = 0, exact_budget_s: float = EXACT_PALETTE_BUDGET_S) -> PreviewMap:
-    """Fit the embedding -> colour map of `vq` by least squares: per-token mean decoded colour against
-    the token's code embedding, on FIT_BATCH grids of FIT_SIDE x FIT_SIDE tokens, half random codes,
-    half the codes of smooth colour fields (codes as real images use them). Also times the decodes, and
-    when decoding all K codes one by one is expected to take at most exact_budget_s, the palette is
-    their decoded colours instead of the fitted map's."""
+    """Time the decodes of FIT_BATCH grids of FIT_SIDE x FIT_SIDE tokens (half random codes, half the codes
+    of smooth colour fields, as real images use them), then colour every code: by decoding it alone when
+    all K are expected to take at most exact_budget_s, else by a least-squares map from code embeddings
+    to the mean decoded colour of the grids' tokens."""
     g = torch.Generator().manual_seed(seed)
     K, ds, B, s = vq.codebook_size, vq.downsample, FIT_BATCH, FIT_SIDE
     device = vq.quantize.embedding.weight.device
@@ -82,21 +79,26 @@ def fit_preview_map(vq: VQModel, *, seed: int = 0, exact_budget_s: float = EXACT
     _timed_decode(vq, codes[:1])  # warm-up: first calls allocate and pick kernels
     pixels, t_batch = _timed_decode(vq, codes)  # (B, 3, s*ds, s*ds)
     _, t_one = _timed_decode(vq, codes[:1])
-    colour = F.avg_pool2d(pixels.float(), ds).permute(0, 2, 3, 1).reshape(-1, 3)  # (B*s*s, 3) mean per token
-    book = vq.quantize.codebook().detach().double().cpu()  # (K, e)
-    X = torch.cat([book, torch.ones(K, 1, dtype=torch.float64)], 1)  # (K, e + 1)
-    weight = torch.linalg.lstsq(X[codes.reshape(-1)], colour.double()).solution  # (e + 1, 3)
-    palette = ((X @ weight) * 127.5 + 128.0).clamp(0, 255).to(torch.uint8).numpy()  # (K, 3)
     n1, nB = s * s, B * s * s
     per_token = max((t_batch - t_one) / (nB - n1), 0.0)
-    if K * per_token <= exact_budget_s:
-        palette = _decoded_palette(vq, device)
+    palette = _decoded_palette(vq, device) if K * per_token <= exact_budget_s else _fitted_palette(vq, codes, pixels)
     neutral = int(np.abs(palette.astype(np.int32) - GREY).sum(1).argmin())
-    pmap = PreviewMap(weight.float(), palette, neutral, max(t_one - per_token * n1, 0.0), per_token, 0.0)
+    pmap = PreviewMap(palette, neutral, max(t_one - per_token * n1, 0.0), per_token, 0.0)
     t0 = time.perf_counter()
     sheet = tile(render_palette(pmap, codes[:4].reshape(4, -1), (s, s), 256 // (2 * s)))  # a 2x2 sheet, 256 px
     per_pixel = (time.perf_counter() - t0) / (sheet.shape[0] * sheet.shape[1])
     return dataclasses.replace(pmap, palette_per_pixel_s=per_pixel)
+
+
+def _fitted_palette(vq: VQModel, codes: Tensor, pixels: Tensor) -> np.ndarray:
+    """(K, 3) uint8 from a least-squares map [embedding, 1] -> mean decoded colour of each token of
+    codes (B, s, s), whose decode is pixels (B, 3, s*ds, s*ds)."""
+    K, ds = vq.codebook_size, vq.downsample
+    colour = F.avg_pool2d(pixels.float(), ds).permute(0, 2, 3, 1).reshape(-1, 3)  # (B*s*s, 3) mean per token
+    book = vq.quantize.codebook().detach().double().cpu()  # (K, e)
+    X = torch.cat([book, torch.ones(K, 1, dtype=torch.float64)], 1)  # (K, e + 1)
+    weight = torch.linalg.lstsq(X[codes.reshape(-1)], colour.double()).solution  # (e + 1, 3)
+    return ((X @ weight) * 127.5 + 128.0).clamp(0, 255).to(torch.uint8).numpy()
 
 
 @torch.no_grad()

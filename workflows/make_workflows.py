@@ -21,6 +21,8 @@ from typing import Any
 
 from PIL import Image
 
+from gptimg_core.builtin import BUILTIN_SAMPLING
+
 HERE = Path(__file__).resolve().parent
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_CONTROL = "fixed"  # control_after_generate: re-running a template reproduces its thumbnail
@@ -54,11 +56,14 @@ class Graph:
 
 
 T2I_PROMPT = "a large red circle on a blue background"
-# The built-in model's own sampling settings (gptimg_core.builtin.BUILTIN_SAMPLING); LlamaGen graphs set theirs.
-SAMPLER = dict(seed=42, batch_size=4, cfg=2.0, cfg_interval=-1, cfg_schedule="constant", temperature=1.0)
-SAMPLING = dict(top_k=20, top_p=1.0)
-EDIT = dict(seed=7, cfg=2.0, temperature=1.0, top_k=20, top_p=1.0)
-BUILTIN_STAND_IN = {"top_k": 20, "cfg": 2.0}
+# The built-in model's own sampling settings; LlamaGen graphs set theirs.
+_B = BUILTIN_SAMPLING
+SAMPLER = dict(
+    seed=42, batch_size=4, cfg=_B["cfg_scale"], cfg_interval=-1, cfg_schedule="constant", temperature=_B["temperature"]
+)
+SAMPLING = dict(top_k=_B["top_k"], top_p=_B["top_p"])
+EDIT = dict(seed=7, cfg=_B["cfg_scale"], temperature=_B["temperature"], top_k=_B["top_k"], top_p=_B["top_p"])
+BUILTIN_STAND_IN = {"top_k": _B["top_k"], "cfg": _B["cfg_scale"]}
 
 
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
