@@ -35,7 +35,7 @@ from gptimg_core.shapes import (
     sample_spec,
     shape_polygon,
 )
-from gptimg_core.shapes.world import GRID, POSITION_CENTRES, SIZE_SIDE, VALID_TRIPLES, boxes_overlap
+from gptimg_core.shapes.world import JITTER, POSITION_CENTRES, SIZE_SIDE, VALID_TRIPLES, boxes_overlap
 
 N_SCENES = 300
 
@@ -149,20 +149,13 @@ def test_placement_fits_and_never_overlaps(scenes) -> None:
             assert p.side == SIZE_SIDE[p.size] and o.size in (None, p.size)
             x0, y0, x1, y1 = p.box()
             assert 0 <= x0 and 0 <= y0 and x1 <= 1 and y1 <= 1
-            for edge in (x0, y0):  # boxes start on the token grid
-                assert abs(edge / GRID - round(edge / GRID)) < 1e-9
             if o.position:
-                assert (p.cx, p.cy) == POSITION_CENTRES[o.position]
+                tx, ty = POSITION_CENTRES[o.position]
+                assert abs(p.cx - tx) <= 0.25 and abs(p.cy - ty) <= 0.25
+                if p.size == "small":  # only clamping at the border moves it further than the jitter
+                    assert abs(p.cx - tx) <= JITTER and abs(p.cy - ty) <= JITTER
         if len(scene.objects) == 2:
             assert not boxes_overlap(*scene.objects)
-
-
-def test_anywhere_reaches_every_grid_cell() -> None:
-    rng = np.random.default_rng(5)
-    spec = SceneSpec("white", (ObjectSpec("red", "circle", "small"),))
-    corners = {place(spec, rng).objects[0].box()[:2] for _ in range(2000)}
-    cells = round((1 - SIZE_SIDE["small"]) / GRID) + 1
-    assert len(corners) == cells**2  # 7 x 7 top-left corners for a quarter-side object at 64 px
 
 
 def test_place_rejects_impossible_spec() -> None:
@@ -205,10 +198,7 @@ def test_render_scales_with_size(scenes) -> None:
             c = np.array(COLOURS[name])
             frac_small = (small == c).all(-1).mean()
             frac_large = (large == c).all(-1).mean()
-            # Grid-aligned boxes put edges at the same sub-pixel phase in every scene, so rounding
-            # no longer averages out: a large square's 27.2 px side rasterises to 28 px at 64 and
-            # 27 at 128 (1.3% of the image).
-            assert abs(frac_small - frac_large) < 0.015
+            assert abs(frac_small - frac_large) < 0.01
 
 
 def test_render_checks_arguments(scenes) -> None:

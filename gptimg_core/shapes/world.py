@@ -32,10 +32,7 @@ POSITION_CENTRES: dict[str, tuple[float, float]] = {
     "bottom right": (0.75, 0.75),
 }
 MARGIN = 2 / 64  # each object's box grows by 2 px (at 64 px) before the no-overlap test
-# Object boxes start on the VQ's 8-px token grid (at 64 px). Named positions already do; "anywhere"
-# picks a grid cell. Sub-token offsets multiply the token patterns of one shape by up to 64, which a
-# 1024-code VQ and a 64-token GPT trained for an hour on two CPU cores cannot cover.
-GRID = 8 / 64
+JITTER = 1.5 / 64  # named positions move by up to 1.5 px (at 64 px)
 MAX_OBJECTS = 2
 
 # Share of each prompt form in sample_spec: one bare object, one object with size and/or
@@ -217,15 +214,15 @@ def place(spec: SceneSpec, rng: np.random.Generator, *, attempts: int = 1000) ->
 
 
 def _place_one(o: ObjectSpec, rng: np.random.Generator) -> PlacedObject:
-    """Random size (if not given) and centre (the named position, or any grid cell where it fits)."""
+    """Random size (if not given) and centre (jittered named position, or anywhere it fits)."""
     size = o.size or _pick(rng, SIZES)
     side = SIZE_SIDE[size]
+    lo, hi = side / 2, 1 - side / 2
     if o.position is None:
-        cells = round((1 - side) / GRID) + 1  # grid positions of the box's top-left corner per axis
-        cx, cy = rng.integers(0, cells, size=2) * GRID + side / 2
+        cx, cy = rng.uniform(lo, hi, size=2)
     else:
-        cx, cy = POSITION_CENTRES[o.position]
-    return PlacedObject(o.colour, o.shape, size, float(cx), float(cy), side)
+        cx, cy = np.asarray(POSITION_CENTRES[o.position]) + rng.uniform(-JITTER, JITTER, size=2)
+    return PlacedObject(o.colour, o.shape, size, float(np.clip(cx, lo, hi)), float(np.clip(cy, lo, hi)), side)
 
 
 def _random_object(rng: np.random.Generator, bg: str, exclude: tuple[str, str] | None = None) -> tuple[str, str]:
