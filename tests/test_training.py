@@ -45,7 +45,8 @@ def test_pixel_weights_mark_pixels_near_objects():
 def test_train_vq_runs_both_phases_and_reports_metrics():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
-    vq, metrics = train_vq(cfg, VQRecipe(steps=6, batch=2, restart_every=2), seed=0)
+    # 8 steps: 0-6 on crops (crop_until 0.85), 6-7 with the discriminator (gan_start 0.85), 7 whole images
+    vq, metrics = train_vq(cfg, VQRecipe(steps=8, batch=2, restart_every=2), seed=0)
     assert set(metrics) == {"psnr_db", "codebook_usage", "train_seconds"}
     assert 0 < metrics["codebook_usage"] <= 1 and metrics["psnr_db"] > 0
     assert not vq.training
