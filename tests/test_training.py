@@ -10,7 +10,7 @@ from gptimg_core.images import from_uint8
 from gptimg_core.shapes import render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
 from gptimg_core.train.data import tokenizer_batch
-from gptimg_core.train.train_gpt import GPTRecipe, _fast_math, token_loss, train_c2i
+from gptimg_core.train.train_gpt import GPTRecipe, _fast_math, token_loss, train_c2i, transfer_weights
 from gptimg_core.train.train_vq import VQRecipe, pixel_weights, train_vq
 
 
@@ -64,3 +64,40 @@ def test_bf16_training_math_matches_fp32_loss():
     gpt2, metrics = train_c2i(gpt.cfg, codes, y.tolist(), GPTRecipe(steps=3, batch=4, warmup=1), seed=0)
     assert all(p.dtype == torch.float32 for p in gpt2.parameters())  # master weights stay fp32
     assert np.isfinite(metrics["final_loss"])
+
+
+def _pair(dim: int = 32) -> tuple[GPT, GPT]:
+    size = dict(dim=dim, n_layer=2, n_head=2, vocab_size=64, block_size=16)
+    torch.manual_seed(0)
+    t2i = GPT(GPTConfig(**size, model_type="t2i", caption_dim=8, cls_token_num=4))
+    c2i = GPT(GPTConfig(**size, model_type="c2i", num_classes=3, cls_token_num=1))
+    return t2i, c2i
+
+
+def test_transfer_weights_copies_the_transformer_and_keeps_the_condition_embedding():
+    t2i, c2i = _pair()
+    table = c2i.cls_embedding.embedding_table.weight.clone()
+    transfer_weights(c2i, t2i)
+    src = t2i.state_dict()
+    for k, v in c2i.state_dict().items():
+        if k.startswith("cls_embedding."):
+            continue
+        assert torch.equal(v, src[k]), k
+    assert torch.equal(c2i.cls_embedding.embedding_table.weight, table)
+    assert c2i.layers[0].attention.wqkv.weight.data_ptr() != t2i.layers[0].attention.wqkv.weight.data_ptr()
+    _, wider = _pair(dim=64)
+    with pytest.raises(
+        ValueError, match=r"transfer_weights: .* differ at tok_embeddings.weight: \(64, 64\) here, \(64, 32\)"
+    ):
+        transfer_weights(wider, t2i)
+
+
+def test_train_c2i_starts_from_init_and_leaves_it_untouched():
+    t2i, c2i = _pair()
+    before = {k: v.clone() for k, v in t2i.state_dict().items()}
+    codes, y = torch.randint(0, 64, (8, 16)), torch.randint(0, 3, (8,))
+    tuned, _ = train_c2i(c2i.cfg, codes, y.tolist(), GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7), init=t2i)
+    assert torch.allclose(tuned.layers[1].feed_forward.w2.weight, t2i.layers[1].feed_forward.w2.weight, atol=1e-5)
+    fresh, _ = train_c2i(c2i.cfg, codes, y.tolist(), GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7))
+    assert not torch.allclose(fresh.layers[1].feed_forward.w2.weight, t2i.layers[1].feed_forward.w2.weight, atol=1e-3)
+    assert all(torch.equal(v, before[k]) for k, v in t2i.state_dict().items())

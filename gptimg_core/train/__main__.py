@@ -1,7 +1,7 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
-VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT -> safetensors files,
-a T5 folder and training_metrics.json. About an hour on a free 2-core CPU (measured: see MODEL_CARD.md).
+VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT (started from the t2i
+transformer) -> safetensors files, a T5 folder and training_metrics.json. About an hour on a free 2-core CPU (measured: see MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -38,13 +38,14 @@ T2I_CONFIG = GPTConfig(
     dim=192, n_layer=6, n_head=6, vocab_size=VQ_CONFIG.codebook_size, block_size=64, model_type="t2i",
     caption_dim=T5_SIZE["d_model"], cls_token_num=TEXT_TOKENS,
 )  # fmt: skip
+# The c2i GPT has the t2i's size: it starts from the trained t2i transformer (train_c2i's init).
 C2I_CONFIG = GPTConfig(
-    dim=128, n_layer=4, n_head=4, vocab_size=VQ_CONFIG.codebook_size, block_size=64, model_type="c2i",
-    num_classes=len(CLASS_NAMES), cls_token_num=1,
+    dim=T2I_CONFIG.dim, n_layer=T2I_CONFIG.n_layer, n_head=T2I_CONFIG.n_head, vocab_size=VQ_CONFIG.codebook_size,
+    block_size=64, model_type="c2i", num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
 T2I_RECIPE = GPTRecipe(steps=7000, scenes=100_000)
-C2I_RECIPE = GPTRecipe(steps=5000, scenes=50_000)
+C2I_RECIPE = GPTRecipe(steps=1500, scenes=25_000)
 
 
 def _scaled(recipe, scale: float):
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     save_t5_folder(out / "t5", te.model, te.tokenizer)
 
     log.info("4/4 c2i GPT")
-    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_codes, labels, recipes["c2i"], seed=a.seed)
+    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_codes, labels, recipes["c2i"], seed=a.seed, init=t2i)
     save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
 
     metrics = {

