@@ -1,5 +1,7 @@
 """Pieces of the built-in model's training recipe (the whole recipe is `python -m gptimg_core.train`)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,9 @@ def test_transfer_weights_copies_the_transformer_and_keeps_the_condition_embeddi
         ValueError, match=r"transfer_weights: .* differ at tok_embeddings.weight: \(64, 64\) here, \(64, 32\)"
     ):
         transfer_weights(wider, t2i)
+    other = GPT(replace(c2i.cfg, rope_base=500.0))
+    with pytest.raises(ValueError, match=r"transfer_weights: rope_base is 500.0 here, 10000.0 in the source"):
+        transfer_weights(other, t2i)
 
 
 def test_train_c2i_starts_from_init_and_leaves_it_untouched():

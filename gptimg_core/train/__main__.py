@@ -1,7 +1,8 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
 VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT (started from the t2i
-transformer) -> safetensors files, a T5 folder and training_metrics.json. About an hour on a free 2-core CPU (measured: see MODEL_CARD.md).
+transformer) -> safetensors files, a T5 folder and training_metrics.json. About 85 minutes on a free
+2-core CPU with native bf16 (measured, and how it varies: see MODEL_CARD.md).
 """
 
 from __future__ import annotations

@@ -150,8 +150,10 @@ def transfer_weights(dst: GPT, src: GPT) -> None:
                 f"transfer_weights: the models' transformers differ at {k}: {tuple(mine[k].shape)} here, {got} in "
                 f"the source; give both the same dim, n_layer, n_head, vocab_size and block_size"
             )
-    if src.cfg.rope_base != dst.cfg.rope_base:
-        raise ValueError(f"transfer_weights: rope_base {dst.cfg.rope_base} here, {src.cfg.rope_base} in the source")
+    for name in ("rope_base", "norm_eps"):  # settings that shape no tensor
+        here, there = getattr(dst.cfg, name), getattr(src.cfg, name)
+        if here != there:
+            raise ValueError(f"transfer_weights: {name} is {here} here, {there} in the source; give both the same")
     dst.load_state_dict({**mine, **{k: theirs[k] for k in body}})
 
 
