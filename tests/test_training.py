@@ -12,7 +12,15 @@ from gptimg_core.images import from_uint8
 from gptimg_core.shapes import render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
 from gptimg_core.train.data import tokenizer_batch
-from gptimg_core.train.train_gpt import GPTRecipe, _fast_math, token_loss, train_c2i, transfer_weights
+from gptimg_core.train.train_gpt import (
+    GPTRecipe,
+    TokenPool,
+    _fast_math,
+    _inputs,
+    token_loss,
+    train_c2i,
+    transfer_weights,
+)
 from gptimg_core.train.train_vq import VQRecipe, pixel_weights, train_vq
 
 
@@ -59,11 +67,13 @@ def test_bf16_training_math_matches_fp32_loss():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=16, num_classes=4, cls_token_num=1))
     codes, y = torch.randint(0, 64, (8, 16)), torch.randint(0, 4, (8,))
-    full = token_loss(gpt, y, codes, None)
+    full = token_loss(gpt, y, codes, codes, None)
     with _fast_math(True):
-        fast = token_loss(gpt, y, codes, None)
+        fast = token_loss(gpt, y, codes, codes, None)
     assert fast.dtype == torch.float32 and abs(fast.item() - full.item()) < 0.02 * full.item()
-    gpt2, metrics = train_c2i(gpt.cfg, codes, y.tolist(), GPTRecipe(steps=3, batch=4, warmup=1), seed=0)
+    gpt2, metrics = train_c2i(
+        gpt.cfg, TokenPool(codes, codes, y.tolist()), GPTRecipe(steps=3, batch=4, warmup=1), seed=0
+    )
     assert all(p.dtype == torch.float32 for p in gpt2.parameters())  # master weights stay fp32
     assert np.isfinite(metrics["final_loss"])
 
@@ -101,8 +111,38 @@ def test_train_c2i_starts_from_init_and_leaves_it_untouched():
     t2i, c2i = _pair()
     before = {k: v.clone() for k, v in t2i.state_dict().items()}
     codes, y = torch.randint(0, 64, (8, 16)), torch.randint(0, 3, (8,))
-    tuned, _ = train_c2i(c2i.cfg, codes, y.tolist(), GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7), init=t2i)
+    pool = TokenPool(codes, codes, y.tolist())
+    tuned, _ = train_c2i(c2i.cfg, pool, GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7), init=t2i)
     assert torch.allclose(tuned.layers[1].feed_forward.w2.weight, t2i.layers[1].feed_forward.w2.weight, atol=1e-5)
-    fresh, _ = train_c2i(c2i.cfg, codes, y.tolist(), GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7))
+    fresh, _ = train_c2i(c2i.cfg, pool, GPTRecipe(steps=2, batch=4, warmup=1, lr=1e-7))
     assert not torch.allclose(fresh.layers[1].feed_forward.w2.weight, t2i.layers[1].feed_forward.w2.weight, atol=1e-3)
     assert all(torch.equal(v, before[k]) for k, v in t2i.state_dict().items())
+
+
+def test_token_loss_predicts_targets_from_inputs():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1))
+    y, inputs, targets = torch.tensor([0, 1]), torch.randint(0, 16, (2, 9)), torch.randint(0, 16, (2, 9))
+    logits = gpt(inputs[:, :-1], 0, cond=y)  # (2, 9, 16): position i has read the class and inputs[:, :i]
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 16), targets.reshape(-1))
+    assert torch.allclose(token_loss(gpt, y, inputs, targets, None), expected, atol=1e-6)
+    assert not torch.allclose(token_loss(gpt, y, inputs, inputs, None), expected, atol=1e-3)
+
+
+def test_inputs_mix_raw_codes_and_targets_by_the_recipe_share():
+    pool = TokenPool(torch.zeros(64, 4, dtype=torch.long), torch.ones(64, 4, dtype=torch.long), [0] * 64)
+    idx, g = torch.arange(64), torch.Generator().manual_seed(0)
+    assert _inputs(pool, idx, GPTRecipe(raw_inputs=1.0), g).eq(0).all()
+    assert _inputs(pool, idx, GPTRecipe(raw_inputs=0.0), g).eq(1).all()
+    rows = _inputs(pool, idx, GPTRecipe(raw_inputs=0.5), g)
+    assert (rows == rows[:, :1]).all() and 16 < int((rows[:, 0] == 0).sum()) < 48  # whole sequences, about half raw
+
+
+def test_train_c2i_learns_the_targets_not_the_inputs():
+    cfg = GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1)
+    codes = torch.randint(0, 16, (32, 9), generator=torch.Generator().manual_seed(0))
+    pool = TokenPool(codes, torch.full_like(codes, 7), [0, 1] * 16)
+    gpt, _ = train_c2i(cfg, pool, GPTRecipe(steps=40, batch=16, warmup=2, lr=1e-2, bf16=False), seed=0)
+    with torch.no_grad():
+        logits = gpt(codes[:4, :-1], 0, cond=torch.tensor([0, 1, 0, 1]))  # (4, 9, 16)
+    assert (logits.argmax(-1) == 7).all()

@@ -1,8 +1,9 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
-VQ tokenizer -> tokenised scene pools -> t2i GPT + tiny T5 (jointly) -> c2i GPT (started from the t2i
-transformer) -> safetensors files, a T5 folder and training_metrics.json. About 85 minutes on a free
-2-core CPU with native bf16 (measured, and how it varies: see MODEL_CARD.md).
+VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT +
+tiny T5 (jointly) -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
+training_metrics.json. About 85 minutes on a free 2-core CPU with native bf16 (measured, and how it
+varies: see MODEL_CARD.md). `--vq FILE` starts from a trained VQ and skips its 32 minutes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import save_model
+from ..checkpoint import load_vq, save_model
 from ..config import GPTConfig, VQConfig
-from ..shapes.world import CLASS_NAMES, HELD_OUT_TRIPLES
+from ..shapes.world import CLASS_NAMES, COLOUR_NAMES, HELD_OUT_TRIPLES
 from ..text_encoder import load_text_encoder
 from .data import vocabulary
 from .t5_folder import make_t5_folder, save_t5_folder
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.01 for a smoke run)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--vq", default=None, help="a trained VQ (.safetensors) to start from: skips stage 1, copied to --out"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if a.threads:
@@ -73,30 +77,40 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     recipes = {k: _scaled(r, a.scale) for k, r in {"vq": VQ_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()}
 
-    log.info("1/4 VQ tokenizer")
-    vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=a.seed)
+    if a.vq:
+        log.info("1/4 VQ tokenizer: %s", a.vq)
+        vq, vq_metrics = load_vq(a.vq), {"from": str(a.vq)}
+    else:
+        log.info("1/4 VQ tokenizer")
+        vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=a.seed)
     save_model(vq, out / "vq.safetensors")
 
     log.info("2/4 tokenising scenes")
-    t2i_codes, prompts = tokenize_scenes(vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10)
-    c2i_codes, labels = tokenize_scenes(vq, recipes["c2i"].scenes, "c2i", seed=a.seed + 20)
+    t1 = time.perf_counter()
+    t2i_pool, table = tokenize_scenes(vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10)
+    c2i_pool, _ = tokenize_scenes(vq, recipes["c2i"].scenes, "c2i", seed=a.seed + 20, table=table)
+    tokens = {
+        "seconds": round(time.perf_counter() - t1, 1),
+        "canonical_codes": dict(zip(COLOUR_NAMES, table.tolist(), strict=True)),
+        "targets_changed": round(float((t2i_pool.codes != t2i_pool.targets).float().mean()), 3),
+    }  # fmt: skip
 
     log.info("3/4 t2i GPT + T5 encoder")
     with tempfile.TemporaryDirectory() as tmp:
         make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=a.seed, **T5_SIZE)
         te = load_text_encoder(Path(tmp) / "t5", max_length=TEXT_TOKENS)
-    t2i, t2i_metrics = train_t2i(T2I_CONFIG, te, t2i_codes, prompts, recipes["t2i"], seed=a.seed)
+    t2i, t2i_metrics = train_t2i(T2I_CONFIG, te, t2i_pool, recipes["t2i"], seed=a.seed)
     save_model(t2i, out / "gpt_t2i.safetensors")
     if (out / "t5").exists():
         shutil.rmtree(out / "t5")
     save_t5_folder(out / "t5", te.model, te.tokenizer)
 
     log.info("4/4 c2i GPT")
-    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_codes, labels, recipes["c2i"], seed=a.seed, init=t2i)
+    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_pool, recipes["c2i"], seed=a.seed, init=t2i)
     save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
 
     metrics = {
-        "vq": vq_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
+        "vq": vq_metrics, "tokens": tokens, "t2i": t2i_metrics, "c2i": c2i_metrics,
         "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": a.seed,
         "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),

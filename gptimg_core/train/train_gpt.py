@@ -21,6 +21,7 @@ from ..generate import attention_mask
 from ..gpt import GPT
 from ..text_encoder import TextEncoder
 from ..vq import VQModel
+from .canonical import canonical_codes, canonicalize, interior_flat
 from .data import class_batch, text_batch
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,42 @@ class GPTRecipe:
     cond_drop: float = 0.1  # probability of replacing the condition with the null one
     scenes: int = 40_000  # size of the pre-tokenised scene pool
     bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
+    raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
 
 
-def tokenize_scenes(vq: VQModel, n: int, kind: str, seed: int, chunk: int = 256) -> tuple[Tensor, list]:
-    """Render and VQ-encode n training scenes -> codes (n, h*w) and prompts (t2i) or class ids (c2i)."""
+@dataclass
+class TokenPool:
+    """Tokenised training scenes: the VQ's codes (n, N), training targets (the codes with flat interior
+    tokens made canonical, see canonical.py) and each scene's prompt (t2i) or class id (c2i)."""
+
+    codes: Tensor
+    targets: Tensor
+    conds: list
+
+
+def tokenize_scenes(
+    vq: VQModel, n: int, kind: str, seed: int, table: Tensor | None = None, chunk: int = 256
+) -> tuple[TokenPool, Tensor]:
+    """Render and VQ-encode n training scenes -> (pool, table). table: each palette colour's canonical
+    code; None picks the commonest code of the pool's interior tokens (pass it on to the next pool)."""
     rng = np.random.default_rng(seed)
-    codes, conds = [], []
+    codes, colours, conds = [], [], []
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         x, c = text_batch(rng, m) if kind == "t2i" else class_batch(rng, m)
         codes.append(vq.encode(x).flatten(1))
+        colours.append(interior_flat(x, vq.downsample).flatten(1))
         conds += list(c) if kind == "t2i" else c.tolist()
-    return torch.cat(codes), conds
+    codes, colours = torch.cat(codes), torch.cat(colours)
+    table = canonical_codes(codes, colours) if table is None else table
+    return TokenPool(codes, canonicalize(codes, colours, table), conds), table
+
+
+def _inputs(pool: TokenPool, idx: Tensor, recipe: GPTRecipe, g: torch.Generator) -> Tensor:
+    """Teacher-forcing inputs: raw codes for a recipe.raw_inputs share of the batch, else the targets.
+    Raw inputs teach the model to read codes it does not emit (an image encoded for inpainting)."""
+    raw = torch.rand(len(idx), generator=g) < recipe.raw_inputs
+    return torch.where(raw[:, None], pool.codes[idx], pool.targets[idx])
 
 
 def _lr(recipe: GPTRecipe, step: int) -> float:
@@ -64,12 +89,13 @@ def _optimizer(params: list[torch.nn.Parameter], recipe: GPTRecipe) -> torch.opt
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.95))
 
 
-def token_loss(gpt: GPT, cond: Tensor, codes: Tensor, key_ok: Tensor | None) -> Tensor:
-    """Next-token cross-entropy over the image tokens. codes (B, N); key_ok (B, 1, 1, S) or None."""
-    T, N = gpt.cfg.cls_token_num, codes.shape[1]
+def token_loss(gpt: GPT, cond: Tensor, inputs: Tensor, targets: Tensor, key_ok: Tensor | None) -> Tensor:
+    """Next-token cross-entropy over the image tokens: position i reads inputs[:, :i] and predicts
+    targets[:, i]. inputs, targets (B, N); key_ok (B, 1, 1, S) or None."""
+    T, N = gpt.cfg.cls_token_num, inputs.shape[1]
     mask = attention_mask(key_ok, 0, T + N - 1)
-    logits = gpt(codes[:, :-1], 0, cond=cond, mask=mask)  # (B, T + N - 1, V)
-    return F.cross_entropy(logits[:, T - 1 :].reshape(-1, logits.shape[-1]), codes.reshape(-1))
+    logits = gpt(inputs[:, :-1], 0, cond=cond, mask=mask)  # (B, T + N - 1, V)
+    return F.cross_entropy(logits[:, T - 1 :].reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 @contextlib.contextmanager
@@ -112,9 +138,7 @@ def _fit(
     return {"final_loss": round(float(np.mean(losses[-100:])), 3), "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
-def train_t2i(
-    cfg: GPTConfig, te: TextEncoder, codes: Tensor, prompts: list[str], recipe: GPTRecipe, seed: int = 0
-) -> tuple[GPT, dict]:
+def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecipe, seed: int = 0) -> tuple[GPT, dict]:
     """Jointly train the t2i GPT and the T5 encoder; the null caption (uncond_embedding) is learned."""
     torch.manual_seed(seed)
     gpt = GPT(cfg)
@@ -125,11 +149,12 @@ def train_t2i(
     image_keys = torch.ones(recipe.batch, cfg.block_size, dtype=torch.bool)
 
     def loss_of(g: torch.Generator) -> Tensor:
-        idx = torch.randint(len(prompts), (recipe.batch,), generator=g)
-        feats, mask = te.embed([prompts[i] for i in idx.tolist()])  # (B, T, C), (B, T)
+        idx = torch.randint(len(pool.conds), (recipe.batch,), generator=g)
+        feats, mask = te.embed([pool.conds[i] for i in idx.tolist()])  # (B, T, C), (B, T)
         drop = torch.rand(recipe.batch, generator=g) < recipe.cond_drop
         feats = torch.where(drop[:, None, None], null.expand_as(feats), feats)  # the null keeps the prompt's mask
-        return token_loss(gpt, feats, codes[idx], torch.cat([mask, image_keys], 1)[:, None, None])
+        key_ok = torch.cat([mask, image_keys], 1)[:, None, None]
+        return token_loss(gpt, feats, _inputs(pool, idx, recipe, g), pool.targets[idx], key_ok)
 
     metrics = _fit("t2i", list(gpt.parameters()) + list(te.model.parameters()) + [null], recipe, loss_of, seed)
     null.requires_grad_(False)
@@ -158,7 +183,7 @@ def transfer_weights(dst: GPT, src: GPT) -> None:
 
 
 def train_c2i(
-    cfg: GPTConfig, codes: Tensor, labels: list[int], recipe: GPTRecipe, seed: int = 0, init: GPT | None = None
+    cfg: GPTConfig, pool: TokenPool, recipe: GPTRecipe, seed: int = 0, init: GPT | None = None
 ) -> tuple[GPT, dict]:
     """Train the class-conditional GPT; dropped labels become the null class (id num_classes).
 
@@ -170,12 +195,12 @@ def train_c2i(
     if init is not None:
         transfer_weights(gpt, init)
     gpt.train()
-    ids = torch.as_tensor(labels)
+    ids = torch.as_tensor(pool.conds)
 
     def loss_of(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(ids), (recipe.batch,), generator=g)
         y = ids[idx].masked_fill(torch.rand(recipe.batch, generator=g) < recipe.cond_drop, cfg.num_classes)
-        return token_loss(gpt, y, codes[idx], None)
+        return token_loss(gpt, y, _inputs(pool, idx, recipe, g), pool.targets[idx], None)
 
     metrics = _fit("c2i", list(gpt.parameters()), recipe, loss_of, seed)
     gpt.eval()

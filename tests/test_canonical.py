@@ -1,0 +1,74 @@
+"""Canonical training targets for flat interior tokens (gptimg_core/train/canonical.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from gptimg_core.builtin import builtin_path
+from gptimg_core.checkpoint import load_vq
+from gptimg_core.images import from_uint8, to_uint8
+from gptimg_core.shapes.world import COLOUR_NAMES, COLOURS
+from gptimg_core.train.canonical import canonical_codes, canonicalize, interior_flat
+from gptimg_core.train.data import text_batch
+from gptimg_core.train.train_gpt import tokenize_scenes
+
+BLUE, RED = COLOUR_NAMES.index("blue"), COLOUR_NAMES.index("red")
+
+
+def _square_scene() -> torch.Tensor:
+    """64x64 blue image with a red 32x32 square on token rows/cols 2..5 (8 px tokens)."""
+    img = np.empty((64, 64, 3), np.uint8)
+    img[:] = COLOURS["blue"]
+    img[16:48, 16:48] = COLOURS["red"]
+    return from_uint8(img)
+
+
+def test_interior_flat_marks_tokens_whose_neighbourhood_is_one_colour():
+    c = interior_flat(_square_scene(), 8)[0]  # (8, 8)
+    assert c.shape == (8, 8)
+    assert (c[3:5, 3:5] == RED).all()  # the square's inner 2x2 tokens: red all around
+    assert (c[2, 2:6] == -1).all() and (c[1, 1:7] == -1).all()  # the square's rim and the blue ring touching it
+    assert (c[0] == BLUE).all() and (c[:, 0] == BLUE).all()  # the image border counts as the same colour
+    assert int((c == BLUE).sum()) == 64 - 36  # every blue token two or more tokens from the square
+
+
+def test_interior_flat_skips_patches_that_are_not_one_palette_colour():
+    img = np.full((64, 64, 3), 128, np.uint8)  # flat grey: not a palette colour
+    assert (interior_flat(from_uint8(img), 8) == -1).all()
+    img = np.empty((64, 64, 3), np.uint8)
+    img[:] = COLOURS["white"]
+    img[20, 20] = COLOURS["black"]  # one pixel breaks token (2, 2)'s patch and its neighbours' interiors
+    c = interior_flat(from_uint8(img), 8)[0]
+    assert (c[1:4, 1:4] == -1).all() and int((c == -1).sum()) == 9
+
+
+def test_canonical_codes_pick_each_colours_commonest_code_and_canonicalize_replaces_only_those():
+    colours = torch.tensor([[BLUE, BLUE, BLUE, -1, RED]])
+    codes = torch.tensor([[5, 9, 9, 3, 4]])
+    table = canonical_codes(codes, colours)
+    assert table[BLUE] == 9 and table[RED] == 4 and (table[[i for i in range(8) if i not in (BLUE, RED)]] == -1).all()
+    new = canonicalize(torch.tensor([[1, 2, 3, 4, 5]]), colours, table)
+    assert new.tolist() == [[9, 9, 9, 4, 4]]
+    green = COLOUR_NAMES.index("green")  # a colour the table lacks keeps its codes
+    assert canonicalize(torch.tensor([[6]]), torch.tensor([[green]]), table).tolist() == [[6]]
+    with pytest.raises(ValueError, match=r"canonicalize: codes \(1, 5\) and colours \(1, 4\) differ"):
+        canonicalize(codes, colours[:, :4], table)
+
+
+def test_canonical_targets_decode_like_the_raw_codes_with_the_builtin_vq():
+    vq = load_vq(builtin_path("vq"))
+    pool, table = tokenize_scenes(vq, 96, "t2i", seed=5)
+    assert (table >= 0).all() and len(set(table.tolist())) == 8  # one distinct code per colour
+    changed = pool.codes != pool.targets
+    assert 0.3 < changed.float().mean() < 0.6  # about half the tokens become canonical
+    pixels, prompts = text_batch(np.random.default_rng(5), 96)  # the same scenes as the pool
+    assert prompts == pool.conds
+    truth = to_uint8(pixels).astype(np.float64)
+
+    def psnr(codes: torch.Tensor) -> float:
+        with torch.no_grad():
+            out = to_uint8(vq.decode(codes.view(-1, 8, 8))).astype(np.float64)
+        return 10 * np.log10(255**2 / ((out - truth) ** 2).mean())
+
+    raw, canon = psnr(pool.codes), psnr(pool.targets)
+    assert raw > 25 and canon > raw - 1.0  # canonical codes decode to the same flat patches
