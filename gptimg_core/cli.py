@@ -51,7 +51,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg", type=float, default=None, help="CFG scale (default 4.0, built-in model 2.0; 1 = off)")
     p.add_argument("--cfg-interval", type=int, default=-1)
     p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=None, help="default 1.0 (built-in t2i model 0.7)")
     p.add_argument("--top-k", type=int, default=None, help="0 = off (default 0, built-in model 20)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--gpt", help="GPT checkpoint (default: built-in t2i, or c2i with --class-id)")
@@ -117,13 +117,13 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     return out
 
 
-def _sampling(a: argparse.Namespace) -> dict:
+def _sampling(a: argparse.Namespace, model_type: str) -> dict:
     """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
-    own (BUILTIN_SAMPLING) when no --gpt is given."""
-    default = BUILTIN_SAMPLING if a.gpt is None else asdict(SamplingOptions())
+    own (BUILTIN_SAMPLING of that model_type) when no --gpt is given."""
+    default = BUILTIN_SAMPLING[model_type] if a.gpt is None else asdict(SamplingOptions())
     return dict(
         cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
-        cfg_schedule=a.cfg_schedule, temperature=a.temperature,
+        cfg_schedule=a.cfg_schedule, temperature=default["temperature"] if a.temperature is None else a.temperature,
         top_k=default["top_k"] if a.top_k is None else a.top_k, top_p=a.top_p,
         generator=torch.Generator().manual_seed(a.seed),
     )  # fmt: skip
@@ -145,7 +145,9 @@ def cmd_generate(a: argparse.Namespace) -> None:
     if a.batch < 1:
         raise SystemExit("error: --batch must be >= 1")
     gpt, vq = _models(a)
-    codes = generate(gpt, **_condition(a, gpt, a.batch), **_sampling(a), callback=Progress("generate"))
+    codes = generate(
+        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), callback=Progress("generate")
+    )
     for name in _save(to_uint8(vq.decode(codes)), a.out):
         print(name)
 
@@ -167,7 +169,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
     )
     out = inpaint(
-        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a),
+        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type),
         candidates=a.candidates, passes=a.passes, callback=Progress("inpaint"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(out)), a.out):

@@ -27,7 +27,7 @@ from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSp
 from .text_encoder import TextEncoder, load_text_encoder
 from .vq import VQModel
 
-SETTINGS = dict(BUILTIN_SAMPLING)  # the evaluation samples as the built-in model's defaults do
+SETTINGS = {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}  # sample as the built-in GPTs' defaults do
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Models:
     def text(self, prompts: list[str], seed: int, **kw) -> np.ndarray:
         feats, mask = self.te.encode(prompts)
         g = torch.Generator().manual_seed(seed)
-        codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**SETTINGS, **kw})
+        codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**SETTINGS["t2i"], **kw})
         return to_uint8(self.vq.decode(codes))
 
 
@@ -110,7 +110,7 @@ def eval_class(m: Models, n: int, seed: int, batch: int = 48) -> Tally:
     for start in range(0, n, batch):
         chunk = ids[start : start + batch]
         g = torch.Generator().manual_seed(seed + start)
-        codes = generate(m.c2i, torch.tensor(chunk), generator=g, **SETTINGS)
+        codes = generate(m.c2i, torch.tensor(chunk), generator=g, **SETTINGS["c2i"])
         for cid, im in zip(chunk, to_uint8(m.vq.decode(codes)), strict=True):
             colour, shape = CLASS_NAMES[cid].split(" ")
             found = analyze(im)
@@ -163,7 +163,7 @@ def eval_inpaint(m: Models, n: int, seed: int, batch: int = 16) -> Tally:
         redo = pixel_mask_to_tokens(torch.from_numpy(np.stack([c[3] for c in chunk])), m.vq.downsample)
         feats, mask = m.te.encode([describe(c[1]) for c in chunk])
         g = torch.Generator().manual_seed(seed + start)
-        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **SETTINGS)
+        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **SETTINGS["t2i"])
         for i, im in enumerate(to_uint8(m.vq.decode(out))):
             tally.add("inpaint: new object right", check(chunk[i][1], im).ok)
             tally.add(

@@ -128,10 +128,15 @@ def test_errors_exit_2_with_a_message(models, tmp_path, capsys):
 
 
 def test_sampling_defaults_follow_the_model():
-    flags = dict(cfg=None, top_k=None, cfg_interval=-1, cfg_schedule="constant", temperature=1.0, top_p=1.0, seed=0)
-    builtin = _sampling(argparse.Namespace(gpt=None, **flags))
-    assert (builtin["cfg_scale"], builtin["top_k"]) == (BUILTIN_SAMPLING["cfg_scale"], BUILTIN_SAMPLING["top_k"])
-    llamagen = _sampling(argparse.Namespace(gpt="c2i_B_256.pt", **flags))
-    assert (llamagen["cfg_scale"], llamagen["top_k"]) == (4.0, 0)  # LlamaGen's own defaults
-    given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0}))
-    assert (given["cfg_scale"], given["top_k"]) == (1.0, 0)  # flags win, 0 included
+    flags = dict(cfg=None, top_k=None, cfg_interval=-1, cfg_schedule="constant", temperature=None, top_p=1.0, seed=0)
+    for kind in ("t2i", "c2i"):
+        builtin = _sampling(argparse.Namespace(gpt=None, **flags), kind)
+        want = BUILTIN_SAMPLING[kind]
+        assert (builtin["cfg_scale"], builtin["top_k"], builtin["temperature"]) == (
+            want["cfg_scale"], want["top_k"], want["temperature"]
+        )  # fmt: skip
+    assert BUILTIN_SAMPLING["t2i"]["temperature"] != BUILTIN_SAMPLING["c2i"]["temperature"]  # each its own
+    llamagen = _sampling(argparse.Namespace(gpt="c2i_B_256.pt", **flags), "c2i")
+    assert (llamagen["cfg_scale"], llamagen["top_k"], llamagen["temperature"]) == (4.0, 0, 1.0)  # LlamaGen's own
+    given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0, "temperature": 1.0}), "t2i")
+    assert (given["cfg_scale"], given["top_k"], given["temperature"]) == (1.0, 0, 1.0)  # flags win, 0 included

@@ -56,14 +56,17 @@ class Graph:
 
 
 T2I_PROMPT = "a large red circle on a blue background"
-# The built-in model's own sampling settings; LlamaGen graphs set theirs.
-_B = BUILTIN_SAMPLING
-SAMPLER = dict(
-    seed=42, batch_size=4, cfg=_B["cfg_scale"], cfg_interval=-1, cfg_schedule="constant", temperature=_B["temperature"]
-)
-SAMPLING = dict(top_k=_B["top_k"], top_p=_B["top_p"])
-EDIT = dict(seed=7, cfg=_B["cfg_scale"], temperature=_B["temperature"], top_k=_B["top_k"], top_p=_B["top_p"])
-BUILTIN_STAND_IN = {"top_k": _B["top_k"], "cfg": _B["cfg_scale"]}
+SAMPLER = dict(seed=42, batch_size=4, cfg_interval=-1, cfg_schedule="constant")
+
+
+def builtin_sampling(model_type: str) -> dict[str, float]:
+    """The built-in GPT's own sampling settings as sampler inputs; LlamaGen graphs set theirs."""
+    b = BUILTIN_SAMPLING[model_type]
+    return dict(cfg=b["cfg_scale"], temperature=b["temperature"], top_k=b["top_k"], top_p=b["top_p"])
+
+
+SAMPLING, C2I_SAMPLING = builtin_sampling("t2i"), builtin_sampling("c2i")
+EDIT = dict(seed=7, **SAMPLING)
 
 
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
@@ -102,7 +105,7 @@ GRAPHS: dict[str, Graph] = {
             N(1, "GPTImgLoadModel", dict(ckpt_name="builtin c2i", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="builtin")),
             N(4, "GPTImgClassLabel", {"model": L(1), "class": "green star"}),
-            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **SAMPLING)),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING)),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "class_to_image"),
         ],
@@ -148,7 +151,7 @@ GRAPHS: dict[str, Graph] = {
     ),
     "outpainting": Graph(
         [
-            *t2i_front("a small red circle in the top left on a blue background"),
+            *t2i_front("a small red circle in the top right on a blue background"),
             preview(7, L(6), "original"),
             N(8, "GPTImgOutpaint", dict(model=L(1), tokens=L(5), positive=L(4), top=0, left=-3, **EDIT)),
             N(9, "GPTImgVQDecode", dict(vq=L(3), tokens=L(8))),
@@ -185,7 +188,7 @@ GRAPHS: dict[str, Graph] = {
             N(1, "GPTImgLoadModel", dict(ckpt_name="builtin c2i", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="builtin")),
             N(4, "GPTImgClassLabel", {"model": L(1), "class": "blue square"}),
-            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **SAMPLING)),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING)),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             preview(7, L(6), "original"),
             N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
@@ -213,7 +216,7 @@ GRAPHS: dict[str, Graph] = {
             N(
                 5,
                 "GPTImgSampler",
-                dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "cfg": 7.5}, top_k=1000, top_p=1.0),
+                dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, cfg=7.5, temperature=1.0, top_k=1000, top_p=1.0),
             ),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "llamagen_t2i"),
@@ -227,7 +230,7 @@ GRAPHS: dict[str, Graph] = {
             2: {"encoder_name": "builtin"},
             3: {"vq_name": "builtin"},
             4: {"prompt": T2I_PROMPT},
-            5: BUILTIN_STAND_IN,
+            5: SAMPLING,
         },
     ),
     "llamagen_c2i": Graph(
@@ -238,7 +241,7 @@ GRAPHS: dict[str, Graph] = {
             N(
                 5,
                 "GPTImgSampler",
-                dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "cfg": 4.0}, top_k=2000, top_p=1.0),
+                dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, cfg=4.0, temperature=1.0, top_k=2000, top_p=1.0),
             ),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "llamagen_c2i"),
@@ -251,7 +254,7 @@ GRAPHS: dict[str, Graph] = {
             1: {"ckpt_name": "builtin c2i"},
             3: {"vq_name": "builtin"},
             4: {"class": "green star"},
-            5: BUILTIN_STAND_IN,
+            5: C2I_SAMPLING,
         },
     ),
 }
