@@ -1,7 +1,7 @@
 """Canonical training targets for flat patches.
 
-The VQ spreads one flat colour over hundreds of codes (about 300 per colour for the built-in VQ,
-the commonest taking 5-8%), all of which decode to the same flat patch. A GPT trained on raw codes
+The VQ spreads one flat colour over hundreds of codes (270 to 350 per colour for the built-in VQ,
+the commonest taking 4-8%), all of which decode to the same flat patch. A GPT trained on raw codes
 spends most of its loss guessing among them. Here every token whose patch and whose 8 neighbours
 are all one flat colour is replaced, as a training target, by that colour's commonest code; edge
 tokens and flat tokens next to an edge keep their code (the decoder reads edges from them too).
