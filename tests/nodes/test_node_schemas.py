@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gptimg_core.builtin import BUILTIN_SAMPLING
+
 REPO = Path(__file__).resolve().parents[2]
 
 SPEC = {  # node id: (display name, category, required inputs, optional inputs, output types)
@@ -162,3 +164,12 @@ def test_models_run_under_comfy_model_management(comfy, loaded):
     assert model.managed.patcher not in [m.model for m in comfy.mm.current_loaded_models]
     (again,), _ = comfy.run("GPTImgSampler", model=model, positive=cond, vq=vq, top_k=0, top_p=1.0, **settings)
     assert torch.equal(first.codes, again.codes)
+
+
+def test_sampling_tooltips_name_the_builtin_models_settings(comfy):
+    inputs = info(comfy, "GPTImgSampler")["input"]["required"]
+    t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
+    assert inputs["cfg"][1]["default"] == 4.0 and f"at {t2i['cfg_scale']}" in inputs["cfg"][1]["tooltip"]
+    tip = inputs["temperature"][1]["tooltip"]
+    assert f"t2i model draws best at {t2i['temperature']}" in tip and f"c2i at {c2i['temperature']}" in tip
+    assert f"The built-in models: {t2i['top_k']}" in inputs["top_k"][1]["tooltip"]
