@@ -1,16 +1,21 @@
 """Pieces of the built-in model's training recipe (the whole recipe is `python -m gptimg_core.train`)."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from gptimg_core.builtin import builtin_path
+from gptimg_core.checkpoint import load_gpt, load_vq
 from gptimg_core.config import GPTConfig, VQConfig
 from gptimg_core.gpt import GPT
 from gptimg_core.images import from_uint8
 from gptimg_core.shapes import render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
+from gptimg_core.text_encoder import load_text_encoder
+from gptimg_core.train.__main__ import main as train_main
 from gptimg_core.train.data import tokenizer_batch
 from gptimg_core.train.train_gpt import (
     GPTRecipe,
@@ -146,3 +151,20 @@ def test_train_c2i_learns_the_targets_not_the_inputs():
     with torch.no_grad():
         logits = gpt(codes[:4, :-1], 0, cond=torch.tensor([0, 1, 0, 1]))  # (4, 9, 16)
     assert (logits.argmax(-1) == 7).all()
+
+
+def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
+    """The whole recipe's stages 2-4 at a tiny scale, from the shipped VQ (`--vq`)."""
+    out = tmp_path / "model"
+    assert train_main(["--out", str(out), "--scale", "0.002", "--vq", str(builtin_path("vq"))]) == 0
+    shipped, copied = load_vq(builtin_path("vq")), load_vq(out / "vq.safetensors").state_dict()
+    assert all(torch.equal(v, copied[k]) for k, v in shipped.state_dict().items())
+    metrics = json.loads((out / "training_metrics.json").read_text())
+    assert metrics["vq"] == {"from": str(builtin_path("vq"))}
+    table = metrics["tokens"]["canonical_codes"]
+    assert sorted(table) == sorted(COLOURS) and all(0 <= c < shipped.codebook_size for c in table.values())
+    assert 0.3 < metrics["tokens"]["targets_changed"] < 0.7
+    t2i, c2i = load_gpt(out / "gpt_t2i.safetensors"), load_gpt(out / "gpt_c2i.safetensors")
+    assert (t2i.cfg.model_type, c2i.cfg.model_type) == ("t2i", "c2i")
+    te = load_text_encoder(out / "t5", max_length=t2i.cfg.cls_token_num)
+    assert te.dim == t2i.cfg.caption_dim

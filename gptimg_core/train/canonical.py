@@ -55,5 +55,5 @@ def canonicalize(codes: Tensor, colours: Tensor, table: Tensor) -> Tensor:
     """codes with every interior token replaced by its colour's entry in table (a new tensor)."""
     if codes.shape != colours.shape:
         raise ValueError(f"canonicalize: codes {tuple(codes.shape)} and colours {tuple(colours.shape)} differ in shape")
-    use = (colours >= 0) & (table[colours.clamp(min=0)] >= 0)
-    return torch.where(use, table[colours.clamp(min=0)], codes)
+    canon = table[colours.clamp(min=0)]  # (same shape) the colour's code, junk where colours is -1
+    return torch.where((colours >= 0) & (canon >= 0), canon, codes)
