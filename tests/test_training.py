@@ -16,12 +16,13 @@ from gptimg_core.shapes import render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.data import tokenizer_batch
+from gptimg_core.train.data import in_reading_order, text_batch, tokenizer_batch
 from gptimg_core.train.train_gpt import (
     GPTRecipe,
     TokenPool,
     _fast_math,
     _inputs,
+    can_compile,
     token_loss,
     train_c2i,
     transfer_weights,
@@ -46,6 +47,40 @@ def test_tokenizer_batch_is_crowded_flat_and_reproducible():
     colours_per_image = [len(np.unique(i[i >= 0])) for i in idx]
     assert min(colours_per_image) >= 2 and np.mean(colours_per_image) > 2.2  # more than one object on average
     assert torch.equal(x, tokenizer_batch(np.random.default_rng(3), 24))
+
+
+def _two_objects(first: PlacedObject, second: PlacedObject) -> Scene:
+    spec = SceneSpec("blue", tuple(ObjectSpec(o.colour, o.shape) for o in (first, second)))
+    return Scene(spec, "blue", (first, second))
+
+
+def test_in_reading_order_names_first_the_object_a_raster_scan_meets_first():
+    low = PlacedObject("red", "circle", "small", 0.2, 0.7, 0.25)
+    high = PlacedObject("green", "star", "small", 0.8, 0.3, 0.25)
+    out = in_reading_order(_two_objects(low, high))
+    assert [o.colour for o in out.spec.objects] == ["green", "red"]
+    assert out.objects == (high, low)  # the placement travels with its spec
+    # Tops in the same token row (y 0.27 and 0.30 -> row 2): left to right by the centre.
+    right = PlacedObject("red", "circle", "small", 0.8, 0.4, 0.25)
+    left = PlacedObject("green", "star", "small", 0.2, 0.43, 0.25)
+    assert [o.shape for o in in_reading_order(_two_objects(right, left)).spec.objects] == ["star", "circle"]
+    assert in_reading_order(_two_objects(high, low)) == _two_objects(high, low)  # already in order: unchanged
+
+
+def test_text_batch_in_reading_order_draws_the_same_scenes_and_reorders_only_pair_prompts():
+    x, prompts = text_batch(np.random.default_rng(4), 64)
+    y, ordered = text_batch(np.random.default_rng(4), 64, reading_order=True)
+    assert torch.equal(x, y)
+    swapped = 0
+    for p, q in zip(prompts, ordered, strict=True):
+        if " and " not in p:
+            assert p == q
+            continue
+        objects, rest = p.split(" on ")
+        a, b = objects.split(" and ")
+        assert q in (p, f"{b} and {a} on {rest}")
+        swapped += q != p
+    assert 0 < swapped < sum(" and " in p for p in prompts)  # random mention order: about half get swapped
 
 
 def test_pixel_weights_mark_pixels_near_objects():
@@ -153,6 +188,21 @@ def test_train_c2i_learns_the_targets_not_the_inputs():
     assert (logits.argmax(-1) == 7).all()
 
 
+@pytest.mark.skipif(not can_compile(), reason="torch.compile needs a C++ compiler (g++) on CPU")
+def test_compiled_training_matches_eager_training():
+    cfg = GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1)
+    codes = torch.randint(0, 16, (32, 9), generator=torch.Generator().manual_seed(0))
+    pool = TokenPool(codes, codes, [0, 1] * 16)
+    recipe = GPTRecipe(steps=3, batch=8, warmup=1, lr=1e-2, bf16=False)
+    eager, m_eager = train_c2i(cfg, pool, recipe, seed=0)
+    compiled, m_compiled = train_c2i(cfg, pool, replace(recipe, compile=True), seed=0)
+    assert (m_eager["compiled"], m_compiled["compiled"]) == (False, True)
+    assert abs(m_eager["final_loss"] - m_compiled["final_loss"]) < 1e-3
+    for (k, a), b in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3, msg=k)
+    assert not any(k.startswith("_orig_mod") for k in compiled.state_dict())  # saved as the plain model
+
+
 def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
     """The whole recipe's stages 2-4 at a tiny scale, from the shipped VQ (`--vq`)."""
     out = tmp_path / "model"
@@ -164,6 +214,8 @@ def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
     table = metrics["tokens"]["canonical_codes"]
     assert sorted(table) == sorted(COLOURS) and all(0 <= c < shipped.codebook_size for c in table.values())
     assert 0.3 < metrics["tokens"]["targets_changed"] < 0.7
+    assert metrics["recipes"]["t2i"]["reading_order"] and not metrics["recipes"]["c2i"]["reading_order"]
+    assert metrics["t2i"]["compiled"] == metrics["c2i"]["compiled"] == can_compile()
     t2i, c2i = load_gpt(out / "gpt_t2i.safetensors"), load_gpt(out / "gpt_c2i.safetensors")
     assert (t2i.cfg.model_type, c2i.cfg.model_type) == ("t2i", "c2i")
     te = load_text_encoder(out / "t5", max_length=t2i.cfg.cls_token_num)

@@ -46,8 +46,8 @@ C2I_CONFIG = GPTConfig(
     block_size=64, model_type="c2i", num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
-T2I_RECIPE = GPTRecipe(steps=7000, scenes=100_000)
-C2I_RECIPE = GPTRecipe(steps=1500, scenes=25_000)
+T2I_RECIPE = GPTRecipe(steps=8000, scenes=100_000, reading_order=True, compile=True)
+C2I_RECIPE = GPTRecipe(steps=3000, scenes=25_000, compile=True)
 
 
 def _scaled(recipe, scale: float):
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--vq", default=None, help="a trained VQ (.safetensors) to start from: skips stage 1, copied to --out"
     )
+    ap.add_argument("--no-compile", action="store_true", help="train the GPTs eager (slower; torch.compile needs g++)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if a.threads:
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     recipes = {k: _scaled(r, a.scale) for k, r in {"vq": VQ_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()}
+    if a.no_compile:
+        recipes = {k: replace(r, compile=False) if k != "vq" else r for k, r in recipes.items()}
 
     if a.vq:
         log.info("1/4 VQ tokenizer: %s", a.vq)
@@ -87,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     log.info("2/4 tokenising scenes")
     t1 = time.perf_counter()
-    t2i_pool, table = tokenize_scenes(vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10)
+    t2i_pool, table = tokenize_scenes(
+        vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10, reading_order=recipes["t2i"].reading_order
+    )
     c2i_pool, _ = tokenize_scenes(vq, recipes["c2i"].scenes, "c2i", seed=a.seed + 20, table=table)
     tokens = {
         "seconds": round(time.perf_counter() - t1, 1),

@@ -14,6 +14,7 @@ from ..shapes.world import (
     NUM_CLASSES,
     SHAPES,
     ObjectSpec,
+    PlacedObject,
     Scene,
     SceneSpec,
     boxes_overlap,
@@ -22,11 +23,29 @@ from ..shapes.world import (
 IMAGE_SIZE = 64
 
 
-def text_batch(rng: np.random.Generator, n: int, split: str = "train") -> tuple[Tensor, list[str]]:
-    """n scenes of every prompt form: pixels (n, 3, 64, 64) in [-1, 1] and their prompts."""
+def text_batch(
+    rng: np.random.Generator, n: int, split: str = "train", reading_order: bool = False
+) -> tuple[Tensor, list[str]]:
+    """n scenes of every prompt form: pixels (n, 3, 64, 64) in [-1, 1] and their prompts.
+    reading_order: two-object prompts name first the object that starts first in raster order."""
     specs = [sample_spec(rng, split=split) for _ in range(n)]
-    images = np.stack([render(place(s, rng), IMAGE_SIZE) for s in specs])
-    return from_uint8(images), [describe(s) for s in specs]
+    scenes = [place(s, rng) for s in specs]
+    if reading_order:
+        scenes = [in_reading_order(s) for s in scenes]
+    images = np.stack([render(s, IMAGE_SIZE) for s in scenes])
+    return from_uint8(images), [describe(s.spec) for s in scenes]
+
+
+def in_reading_order(scene: Scene, grid: int = IMAGE_SIZE // 8) -> Scene:
+    """The scene with its prompt's objects ordered as a raster scan over a grid x grid token map
+    meets them: by the token row of the box's top, then by the centre's column. Placement is kept."""
+
+    def start(o: PlacedObject) -> tuple[int, float]:
+        return int(o.box()[1] * grid), o.cx
+
+    order = sorted(range(len(scene.objects)), key=lambda i: start(scene.objects[i]))
+    spec = SceneSpec(scene.spec.background, tuple(scene.spec.objects[i] for i in order))
+    return Scene(spec, scene.background, tuple(scene.objects[i] for i in order))
 
 
 def tokenizer_batch(rng: np.random.Generator, n: int, max_objects: int = 4) -> Tensor:

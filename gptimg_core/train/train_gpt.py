@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ class GPTRecipe:
     scenes: int = 40_000  # size of the pre-tokenised scene pool
     bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
     raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
+    reading_order: bool = False  # two-object prompts name the object a raster scan meets first first (t2i)
+    compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
 
 
 @dataclass
@@ -51,7 +55,13 @@ class TokenPool:
 
 
 def tokenize_scenes(
-    vq: VQModel, n: int, kind: str, seed: int, table: Tensor | None = None, chunk: int = 256
+    vq: VQModel,
+    n: int,
+    kind: str,
+    seed: int,
+    table: Tensor | None = None,
+    chunk: int = 256,
+    reading_order: bool = False,
 ) -> tuple[TokenPool, Tensor]:
     """Render and VQ-encode n training scenes -> (pool, table). table: each palette colour's canonical
     code; None picks the commonest code of the pool's interior tokens (pass it on to the next pool)."""
@@ -59,7 +69,7 @@ def tokenize_scenes(
     codes, colours, conds = [], [], []
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        x, c = text_batch(rng, m) if kind == "t2i" else class_batch(rng, m)
+        x, c = text_batch(rng, m, reading_order=reading_order) if kind == "t2i" else class_batch(rng, m)
         codes.append(vq.encode(x).flatten(1))
         colours.append(interior_flat(x, vq.downsample).flatten(1))
         conds += list(c) if kind == "t2i" else c.tolist()
@@ -108,6 +118,22 @@ def _fast_math(bf16: bool) -> Iterator[None]:
         yield
 
 
+def _trainable(gpt: GPT, recipe: GPTRecipe) -> GPT:
+    """The module the training steps call: gpt itself, or a compiled view of it sharing its weights.
+    Compiled, a t2i step takes 0.27 s instead of 0.37 s on 2 EPYC cores (bf16; about 30 s to compile)."""
+    if not recipe.compile:
+        return gpt
+    if not can_compile():
+        log.warning("compile: no C++ compiler (g++ or $CXX) found, which torch.compile needs on CPU; training eager")
+        return gpt
+    return torch.compile(gpt)
+
+
+def can_compile() -> bool:
+    """True if torch.compile can build CPU kernels here (it needs a C++ compiler)."""
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
 @torch.enable_grad()  # callers may have turned autograd off (generation code does)
 def _fit(
     name: str, params: list[Tensor], recipe: GPTRecipe, loss_of: Callable[[torch.Generator], Tensor], seed: int
@@ -146,6 +172,7 @@ def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecip
     null.requires_grad_(True)  # a buffer in LlamaGen's layout, learned here
     gpt.train()
     te.model.train()
+    net = _trainable(gpt, recipe)
     image_keys = torch.ones(recipe.batch, cfg.block_size, dtype=torch.bool)
 
     def loss_of(g: torch.Generator) -> Tensor:
@@ -154,9 +181,10 @@ def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecip
         drop = torch.rand(recipe.batch, generator=g) < recipe.cond_drop
         feats = torch.where(drop[:, None, None], null.expand_as(feats), feats)  # the null keeps the prompt's mask
         key_ok = torch.cat([mask, image_keys], 1)[:, None, None]
-        return token_loss(gpt, feats, _inputs(pool, idx, recipe, g), pool.targets[idx], key_ok)
+        return token_loss(net, feats, _inputs(pool, idx, recipe, g), pool.targets[idx], key_ok)
 
     metrics = _fit("t2i", list(gpt.parameters()) + list(te.model.parameters()) + [null], recipe, loss_of, seed)
+    metrics["compiled"] = net is not gpt
     null.requires_grad_(False)
     gpt.eval()
     te.model.eval()
@@ -195,13 +223,15 @@ def train_c2i(
     if init is not None:
         transfer_weights(gpt, init)
     gpt.train()
+    net = _trainable(gpt, recipe)
     ids = torch.as_tensor(pool.conds)
 
     def loss_of(g: torch.Generator) -> Tensor:
         idx = torch.randint(len(ids), (recipe.batch,), generator=g)
         y = ids[idx].masked_fill(torch.rand(recipe.batch, generator=g) < recipe.cond_drop, cfg.num_classes)
-        return token_loss(gpt, y, _inputs(pool, idx, recipe, g), pool.targets[idx], None)
+        return token_loss(net, y, _inputs(pool, idx, recipe, g), pool.targets[idx], None)
 
     metrics = _fit("c2i", list(gpt.parameters()), recipe, loss_of, seed)
+    metrics["compiled"] = net is not gpt
     gpt.eval()
     return gpt, metrics
