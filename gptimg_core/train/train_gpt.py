@@ -40,7 +40,7 @@ class GPTRecipe:
     scenes: int = 40_000  # size of the pre-tokenised scene pool
     bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
     raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
-    reading_order: bool = False  # two-object prompts name the object a raster scan meets first first (t2i)
+    reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
 
 
