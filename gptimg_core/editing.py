@@ -62,16 +62,21 @@ def _check_grid(gpt: GPT, codes: Tensor, keep: Tensor, where: str) -> None:
         )
 
 
-def score_known(gpt: GPT, cond: Condition, tokens: Tensor, keep: Tensor) -> Tensor:
-    """Log-likelihood (B,) of the kept tokens that follow the first resampled one, under the
-    conditional model (teacher forcing). tokens, keep (B, N); cond unguided (batch B)."""
+def token_logp(gpt: GPT, cond: Condition, tokens: Tensor) -> Tensor:
+    """Log-probability (B, N) of each token given the condition and the tokens before it (teacher
+    forcing, one forward pass). tokens (B, N); cond unguided (batch B)."""
     N, T = tokens.shape[1], gpt.cfg.cls_token_num
     S = T + N - 1
     with torch.no_grad():
         logits = gpt(tokens[:, :-1], 0, cond=cond.tokens, mask=attention_mask(cond.key_ok, 0, S))  # (B, S, V)
-    logp = logits[:, T - 1 :].log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, N)
+    return logits[:, T - 1 :].log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def score_known(gpt: GPT, cond: Condition, tokens: Tensor, keep: Tensor) -> Tensor:
+    """Log-likelihood (B,) of the kept tokens that follow the first resampled one, under the
+    conditional model (teacher forcing). tokens, keep (B, N); cond unguided (batch B)."""
     after = (~keep).long().cumsum(1) > 0  # positions at or after the first resampled token
-    return (logp * (keep & after)).sum(1)
+    return (token_logp(gpt, cond, tokens) * (keep & after)).sum(1)
 
 
 def inpaint(

@@ -19,8 +19,9 @@ from torch import Tensor
 
 from .builtin import BUILTIN_SAMPLING, builtin_path
 from .checkpoint import load_gpt, load_vq
-from .editing import inpaint, pixel_mask_to_tokens
-from .generate import attention_mask, generate
+from .conditioning import prepare_condition
+from .editing import inpaint, pixel_mask_to_tokens, token_logp
+from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, to_uint8
 from .shapes import analyze, check, describe, place, render, sample_spec
@@ -163,10 +164,8 @@ def eval_binding(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
 def _image_logp(m: Models, codes: Tensor, prompts) -> Tensor:
     """Teacher-forced log-likelihood (B,) of image codes (B, N) under the t2i with each prompt (no CFG)."""
     feats, mask = m.te.encode(list(prompts))
-    T, N = m.t2i.cfg.cls_token_num, codes.shape[1]
-    key_ok = torch.cat([mask, torch.ones(len(codes), N, dtype=torch.bool)], 1)[:, None, None]
-    logits = m.t2i(codes[:, :-1], 0, cond=feats, mask=attention_mask(key_ok, 0, T + N - 1))  # (B, T+N-1, V)
-    return logits[:, T - 1 :].log_softmax(-1).gather(-1, codes.unsqueeze(-1)).squeeze(-1).sum(1)
+    cond = prepare_condition(m.t2i, feats, mask, None, None, guided=False, where="eval_binding")
+    return token_logp(m.t2i, cond, codes).sum(1)
 
 
 def inpaint_case(rng: np.random.Generator) -> tuple[SceneSpec, SceneSpec, np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import torch
 
 from gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, place_tokens, variation_keep
 from gptimg_core.conditioning import prepare_condition
-from gptimg_core.editing import score_known
+from gptimg_core.editing import score_known, token_logp
 from gptimg_core.generate import run_sampler
 from gptimg_core.sampling import SamplingOptions
 
@@ -62,6 +62,24 @@ def test_lookahead_keeps_the_best_scoring_candidate():
     scores = score_known(gpt, c, fills, keep.view(1, -1).repeat(6, 1))
     assert len(set(scores.tolist())) > 1  # the candidates really differ in score
     assert torch.equal(out.view(-1), fills[scores.argmax()])
+
+
+def test_token_logp_is_the_training_loss_per_token():
+    from gptimg_core.train.train_gpt import token_loss
+
+    gpt = tiny_gpt("t2i")
+    feats, mask = caption(2, [2, 4])
+    codes = _codes(2).view(2, -1)
+    c = prepare_condition(gpt, feats, mask, None, None, guided=False, where="test")
+    lp = token_logp(gpt, c, codes)  # (2, 16)
+    assert lp.shape == (2, 16) and (lp < 0).all()
+    with torch.no_grad():
+        loss = token_loss(gpt, c.tokens, codes, codes, c.key_ok)  # mean cross-entropy, an independent path
+    torch.testing.assert_close(-lp.mean(), loss)
+    other = codes.clone()
+    other[:, 8] = (other[:, 8] + 1) % 64
+    lq = token_logp(gpt, c, other)
+    assert torch.equal(lq[:, :8], lp[:, :8]) and not torch.equal(lq[:, 8], lp[:, 8])  # causal: only 8.. move
 
 
 def test_score_known_counts_only_tokens_after_the_hole():
