@@ -193,4 +193,7 @@ async function main() {
   return 0;
 }
 
-main().then(code => process.exit(code), e => { console.error(e?.stack || e); process.exit(1); });
+// Exit only once stdout has drained: on a pipe console.log is asynchronous, and process.exit() right after
+// it cut the result line at 64 KiB (a slow run records many progress texts).
+const exitAfterFlush = code => process.stdout.write('', () => process.exit(code));
+main().then(exitAfterFlush, e => { console.error(e?.stack || e); exitAfterFlush(1); });
