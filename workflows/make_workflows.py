@@ -104,7 +104,7 @@ GRAPHS: dict[str, Graph] = {
         [
             N(1, "GPTImgLoadModel", dict(ckpt_name="builtin c2i", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="builtin")),
-            N(4, "GPTImgClassLabel", {"model": L(1), "class": "green star"}),
+            N(4, "GPTImgClassLabel", {"model": L(1), "class": "orange triangle"}),
             N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING)),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "class_to_image"),
@@ -253,7 +253,7 @@ GRAPHS: dict[str, Graph] = {
         builtin_stand_ins={
             1: {"ckpt_name": "builtin c2i"},
             3: {"vq_name": "builtin"},
-            4: {"class": "green star"},
+            4: {"class": "orange triangle"},
             5: C2I_SAMPLING,
         },
     ),
