@@ -48,11 +48,19 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default=None, help="text for the null branch of CFG (default: the model's)")
     p.add_argument("--class-id", type=int, default=None, help="class id (class-conditional models)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cfg", type=float, default=None, help="CFG scale (default 4.0, built-in model 2.0; 1 = off)")
+    t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
+    p.add_argument(
+        "--cfg", type=float, default=None, help=f"CFG scale (default 4.0, built-in models {t2i['cfg_scale']}; 1 = off)"
+    )
     p.add_argument("--cfg-interval", type=int, default=-1)
     p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")
-    p.add_argument("--temperature", type=float, default=None, help="default 1.0 (built-in t2i model 0.7)")
-    p.add_argument("--top-k", type=int, default=None, help="0 = off (default 0, built-in model 20)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']})",
+    )
+    p.add_argument("--top-k", type=int, default=None, help=f"0 = off (default 0, built-in models {t2i['top_k']})")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--gpt", help="GPT checkpoint (default: built-in t2i, or c2i with --class-id)")
     p.add_argument("--vq", help="VQ tokenizer checkpoint (default: built-in)")

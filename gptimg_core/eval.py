@@ -25,9 +25,8 @@ from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, to_uint8
 from .shapes import analyze, check, describe, place, render, sample_spec
-from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSpec
+from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSpec, in_reading_order
 from .text_encoder import TextEncoder, load_text_encoder
-from .train.data import in_reading_order
 from .vq import VQModel
 
 SETTINGS = {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}  # sample as the built-in GPTs' defaults do

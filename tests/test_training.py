@@ -13,10 +13,10 @@ from gptimg_core.config import GPTConfig, VQConfig
 from gptimg_core.gpt import GPT
 from gptimg_core.images import from_uint8
 from gptimg_core.shapes import render
-from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec
+from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.data import in_reading_order, text_batch, tokenizer_batch
+from gptimg_core.train.data import text_batch, tokenizer_batch
 from gptimg_core.train.train_gpt import (
     GPTRecipe,
     TokenPool,

@@ -213,6 +213,18 @@ def place(spec: SceneSpec, rng: np.random.Generator, *, attempts: int = 1000) ->
     raise ValueError(f"spec: found no overlap-free placement in {attempts} attempts for {spec}")
 
 
+def in_reading_order(scene: Scene, grid: int = 8) -> Scene:
+    """The scene with its spec's objects ordered as a raster scan over a grid x grid token map meets
+    them: by the token row of the box's top, then by the centre's column. Placement is kept."""
+
+    def start(o: PlacedObject) -> tuple[int, float]:
+        return int(o.box()[1] * grid), o.cx
+
+    order = sorted(range(len(scene.objects)), key=lambda i: start(scene.objects[i]))
+    spec = SceneSpec(scene.spec.background, tuple(scene.spec.objects[i] for i in order))
+    return Scene(spec, scene.background, tuple(scene.objects[i] for i in order))
+
+
 def _place_one(o: ObjectSpec, rng: np.random.Generator) -> PlacedObject:
     """Random size (if not given) and centre (jittered named position, or anywhere it fits)."""
     size = o.size or _pick(rng, SIZES)

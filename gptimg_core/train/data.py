@@ -14,10 +14,10 @@ from ..shapes.world import (
     NUM_CLASSES,
     SHAPES,
     ObjectSpec,
-    PlacedObject,
     Scene,
     SceneSpec,
     boxes_overlap,
+    in_reading_order,
 )
 
 IMAGE_SIZE = 64
@@ -34,18 +34,6 @@ def text_batch(
         scenes = [in_reading_order(s) for s in scenes]
     images = np.stack([render(s, IMAGE_SIZE) for s in scenes])
     return from_uint8(images), [describe(s.spec) for s in scenes]
-
-
-def in_reading_order(scene: Scene, grid: int = IMAGE_SIZE // 8) -> Scene:
-    """The scene with its prompt's objects ordered as a raster scan over a grid x grid token map
-    meets them: by the token row of the box's top, then by the centre's column. Placement is kept."""
-
-    def start(o: PlacedObject) -> tuple[int, float]:
-        return int(o.box()[1] * grid), o.cx
-
-    order = sorted(range(len(scene.objects)), key=lambda i: start(scene.objects[i]))
-    spec = SceneSpec(scene.spec.background, tuple(scene.spec.objects[i] for i in order))
-    return Scene(spec, scene.background, tuple(scene.objects[i] for i in order))
 
 
 def tokenizer_batch(rng: np.random.Generator, n: int, max_objects: int = 4) -> Tensor:
