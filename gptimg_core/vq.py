@@ -202,15 +202,34 @@ class VQModel(nn.Module):
         """Pixels (B, 3, H, W) in [-1, 1] -> codes LongTensor (B, H/ds, W/ds)."""
         _check_pixels(pixels, self.downsample)
         w = self.quant_conv.weight
-        return self.quantize.indices(self.latent(pixels.to(w.device, w.dtype)))
+        x = pixels.to(w.device, w.dtype)
+        return torch.cat([self.quantize.indices(self.latent(c)) for c in x.split(_chunk(x.shape[-2:], x.device))])
 
     @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
         """Codes (B, h, w) -> pixels (B, 3, h*ds, w*ds) float32, unclamped (as LlamaGen)."""
         _check_codes(codes, self.codebook_size)
         w = self.post_quant_conv.weight
-        quant = self.quantize.lookup(codes.to(w.device)).to(w.dtype)
-        return self.decode_latent(quant).float()
+        codes = codes.to(w.device)
+        side = (codes.shape[1] * self.downsample, codes.shape[2] * self.downsample)
+        parts = [self.decode_latent(self.quantize.lookup(c).to(w.dtype)) for c in codes.split(_chunk(side, w.device))]
+        return torch.cat(parts).float()
+
+
+# On CPU a large batch runs slower per image than a few images at a time: once the activations outgrow
+# the caches, every conv and GroupNorm streams them through memory. Measured on 2 EPYC cores, built-in VQ
+# (64x64): decoding 256 images took 14.0 ms per image in one call, 4.2 ms in chunks of 8; encoding
+# 4.0 ms against 1.3 ms in chunks of 16. LlamaGen's VQ-16 at 256x256: 1.6 s against 1.1 s per image one
+# at a time. Each image's result is the same up to float rounding (oneDNN picks its conv algorithm by
+# batch size; the built-in VQ's codes and pixels came out identical). GPUs want big batches.
+CPU_CHUNK_PIXELS = 8 * 64 * 64
+
+
+def _chunk(side: tuple[int, int], device: torch.device) -> int:
+    """Images per encode/decode call: on CPU as many as fit CPU_CHUNK_PIXELS (at least one), else all."""
+    if device.type != "cpu":
+        return 1 << 30
+    return max(1, CPU_CHUNK_PIXELS // (side[0] * side[1]))
 
 
 def _check_pixels(pixels: Tensor, ds: int) -> None:

@@ -47,3 +47,22 @@ def test_vq_encode_decode():
     torch.testing.assert_close(vq.quantize.lookup(codes), ref["quant"], atol=1e-5, rtol=0)
     torch.testing.assert_close(vq.decode(ref["codes"]), ref["decoded"], atol=1e-4, rtol=0)
     assert vq.downsample == 8 and vq.codebook_size == 256
+
+
+def test_vq_batches_larger_than_a_cpu_chunk_give_each_image_its_own_result(monkeypatch):
+    """encode/decode split CPU batches into chunks (faster); every image comes out as it does alone
+    (up to float rounding: oneDNN picks its conv algorithm by batch size)."""
+    import gptimg_core.vq as vq_module
+
+    vq, ref = parity_vq(), parity_ref("vq")
+    side = ref["image"].shape[-1]
+    monkeypatch.setattr(vq_module, "CPU_CHUNK_PIXELS", 2 * side * side)  # 2 images per chunk
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, side, side) * 2 - 1
+    codes = vq.encode(images)
+    assert torch.equal(codes, torch.cat([vq.encode(im[None]) for im in images]))
+    pixels = vq.decode(codes)
+    assert pixels.shape == images.shape
+    torch.testing.assert_close(pixels, torch.cat([vq.decode(c[None]) for c in codes]), atol=1e-5, rtol=0)
+    assert vq_module._chunk((side, side), torch.device("cpu")) == 2
+    assert vq_module._chunk((side, side), torch.device("meta")) >= 5  # no chunking off the CPU
