@@ -23,6 +23,7 @@ from gptimg_core.train.train_gpt import (
     _fast_math,
     _inputs,
     can_compile,
+    micro_slices,
     token_loss,
     train_c2i,
     transfer_weights,
@@ -186,6 +187,24 @@ def test_train_c2i_learns_the_targets_not_the_inputs():
     with torch.no_grad():
         logits = gpt(codes[:4, :-1], 0, cond=torch.tensor([0, 1, 0, 1]))  # (4, 9, 16)
     assert (logits.argmax(-1) == 7).all()
+
+
+def test_micro_batches_give_the_whole_batch_update():
+    """Chunked forward/backward (GPTRecipe.micro_batch) trains the same weights as whole batches."""
+    assert micro_slices(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    with pytest.raises(ValueError, match="micro_batch must be >= 1"):
+        micro_slices(8, 0)
+    cfg = GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1)
+    codes = torch.randint(0, 16, (32, 9), generator=torch.Generator().manual_seed(0))
+    pool = TokenPool(codes, codes.flip(1), [0, 1] * 16)
+    recipe = GPTRecipe(steps=4, batch=10, warmup=1, lr=1e-2, bf16=False, micro_batch=10)
+    whole, m_whole = train_c2i(cfg, pool, recipe, seed=0)
+    chunked, m_chunked = train_c2i(cfg, pool, replace(recipe, micro_batch=4), seed=0)
+    assert abs(m_whole["final_loss"] - m_chunked["final_loss"]) < 1e-5
+    for (k, a), b in zip(whole.state_dict().items(), chunked.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=k)
+    other, _ = train_c2i(cfg, pool, recipe, seed=1)
+    assert not torch.allclose(other.output.weight, whole.output.weight, atol=1e-3)  # the test can tell runs apart
 
 
 @pytest.mark.skipif(not can_compile(), reason="torch.compile needs a C++ compiler (g++) on CPU")

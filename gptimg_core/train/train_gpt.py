@@ -42,6 +42,10 @@ class GPTRecipe:
     raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
     reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
+    # Each batch runs forward/backward in chunks of this many sequences, gradients summed: the same
+    # update, but the activations stay in the CPU's caches (compiled t2i, bf16, 2 EPYC cores: 0.213 s
+    # per 64 sequences in chunks of 32 against 0.265 s whole, 0.238 s in chunks of 16).
+    micro_batch: int = 32
 
 
 @dataclass
@@ -134,24 +138,41 @@ def can_compile() -> bool:
     return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
+LossOn = Callable[[slice], Tensor]  # the mean loss of a slice of the drawn batch
+
+
+def micro_slices(batch: int, micro_batch: int) -> list[slice]:
+    """The batch's rows in consecutive chunks of at most micro_batch."""
+    if micro_batch < 1:
+        raise ValueError(f"GPTRecipe.micro_batch must be >= 1, got {micro_batch}")
+    return [slice(i, min(i + micro_batch, batch)) for i in range(0, batch, micro_batch)]
+
+
 @torch.enable_grad()  # callers may have turned autograd off (generation code does)
 def _fit(
-    name: str, params: list[Tensor], recipe: GPTRecipe, loss_of: Callable[[torch.Generator], Tensor], seed: int
+    name: str, params: list[Tensor], recipe: GPTRecipe, draw: Callable[[torch.Generator], LossOn], seed: int
 ) -> dict:
-    """AdamW with warmup + cosine and gradient clipping; loss_of(generator) draws a batch and returns its loss."""
+    """AdamW with warmup + cosine and gradient clipping. draw(generator) draws a batch and returns the
+    function that gives the mean loss of a slice of it; each micro-batch's loss, weighted by its share
+    of the batch, is backpropagated at once, so the summed gradient is the whole batch's."""
     opt = _optimizer(params, recipe)
     g = torch.Generator().manual_seed(seed)
+    parts = micro_slices(recipe.batch, recipe.micro_batch)
     t0, losses = time.perf_counter(), []
     for step in range(recipe.steps):
         for group in opt.param_groups:
             group["lr"] = _lr(recipe, step)
-        with _fast_math(recipe.bf16):
-            loss = loss_of(g)
+        loss_on = draw(g)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for part in parts:
+            with _fast_math(recipe.bf16):
+                loss = loss_on(part) * ((part.stop - part.start) / recipe.batch)
+            loss.backward()
+            total += loss.item()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        losses.append(loss.item())
+        losses.append(total)
         if step % 100 == 0 or step == recipe.steps - 1:
             log.info(
                 "%s step %d/%d loss %.3f (%.0fs)",
@@ -175,15 +196,22 @@ def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecip
     net = _trainable(gpt, recipe)
     image_keys = torch.ones(recipe.batch, cfg.block_size, dtype=torch.bool)
 
-    def loss_of(g: torch.Generator) -> Tensor:
+    def draw(g: torch.Generator) -> LossOn:
         idx = torch.randint(len(pool.conds), (recipe.batch,), generator=g)
-        feats, mask = te.embed([pool.conds[i] for i in idx.tolist()])  # (B, T, C), (B, T)
         drop = torch.rand(recipe.batch, generator=g) < recipe.cond_drop
-        feats = torch.where(drop[:, None, None], null.expand_as(feats), feats)  # the null keeps the prompt's mask
-        key_ok = torch.cat([mask, image_keys], 1)[:, None, None]
-        return token_loss(net, feats, _inputs(pool, idx, recipe, g), pool.targets[idx], key_ok)
+        inputs, targets, prompts = (
+            _inputs(pool, idx, recipe, g), pool.targets[idx], [pool.conds[i] for i in idx.tolist()]
+        )
 
-    metrics = _fit("t2i", list(gpt.parameters()) + list(te.model.parameters()) + [null], recipe, loss_of, seed)
+        def loss_on(s: slice) -> Tensor:
+            feats, mask = te.embed(prompts[s])  # (b, T, C), (b, T)
+            feats = torch.where(drop[s, None, None], null.expand_as(feats), feats)  # the null keeps the prompt's mask
+            key_ok = torch.cat([mask, image_keys[s]], 1)[:, None, None]
+            return token_loss(net, feats, inputs[s], targets[s], key_ok)
+
+        return loss_on
+
+    metrics = _fit("t2i", list(gpt.parameters()) + list(te.model.parameters()) + [null], recipe, draw, seed)
     metrics["compiled"] = net is not gpt
     null.requires_grad_(False)
     gpt.eval()
@@ -226,12 +254,13 @@ def train_c2i(
     net = _trainable(gpt, recipe)
     ids = torch.as_tensor(pool.conds)
 
-    def loss_of(g: torch.Generator) -> Tensor:
+    def draw(g: torch.Generator) -> LossOn:
         idx = torch.randint(len(ids), (recipe.batch,), generator=g)
         y = ids[idx].masked_fill(torch.rand(recipe.batch, generator=g) < recipe.cond_drop, cfg.num_classes)
-        return token_loss(net, y, _inputs(pool, idx, recipe, g), pool.targets[idx], None)
+        inputs, targets = _inputs(pool, idx, recipe, g), pool.targets[idx]
+        return lambda s: token_loss(net, y[s], inputs[s], targets[s], None)
 
-    metrics = _fit("c2i", list(gpt.parameters()), recipe, loss_of, seed)
+    metrics = _fit("c2i", list(gpt.parameters()), recipe, draw, seed)
     metrics["compiled"] = net is not gpt
     gpt.eval()
     return gpt, metrics
