@@ -2,8 +2,8 @@
 
 VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT +
 tiny T5 (jointly) -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
-training_metrics.json. About 85 minutes on a free 2-core CPU with native bf16 (measured, and how it
-varies: see MODEL_CARD.md). `--vq FILE` starts from a trained VQ and skips its 32 minutes.
+training_metrics.json. About 86-91 minutes on a free 2-core CPU with native bf16, depending on the day
+(measured, and how it varies: see MODEL_CARD.md). `--vq FILE` starts from a trained VQ and skips its 32 minutes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ C2I_CONFIG = GPTConfig(
     block_size=64, model_type="c2i", num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
-T2I_RECIPE = GPTRecipe(steps=8000, scenes=100_000, reading_order=True, compile=True)
+T2I_RECIPE = GPTRecipe(steps=9000, scenes=100_000, reading_order=True, compile=True)
 C2I_RECIPE = GPTRecipe(steps=3000, scenes=25_000, compile=True)
 
 
