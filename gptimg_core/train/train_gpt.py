@@ -201,7 +201,9 @@ def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecip
         idx = torch.randint(len(pool.conds), (recipe.batch,), generator=g)
         drop = torch.rand(recipe.batch, generator=g) < recipe.cond_drop
         inputs, targets, prompts = (
-            _inputs(pool, idx, recipe, g), pool.targets[idx], [pool.conds[i] for i in idx.tolist()]
+            _inputs(pool, idx, recipe, g),
+            pool.targets[idx],
+            [pool.conds[i] for i in idx.tolist()],
         )
 
         def loss_on(s: slice) -> Tensor:
