@@ -2,7 +2,7 @@
 
 VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT +
 tiny T5 (jointly) -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
-training_metrics.json. About 86-91 minutes on a free 2-core CPU with native bf16, depending on the day
+training_metrics.json. About 83-88 minutes on a free 2-core CPU with native bf16, depending on the day
 (measured, and how it varies: see MODEL_CARD.md). `--vq FILE` starts from a trained VQ and skips its 32 minutes.
 """
 
@@ -47,7 +47,7 @@ C2I_CONFIG = GPTConfig(
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
 T2I_RECIPE = GPTRecipe(steps=9000, scenes=100_000, reading_order=True, compile=True)
-C2I_RECIPE = GPTRecipe(steps=3000, scenes=25_000, compile=True)
+C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 
 def _scaled(recipe, scale: float):
