@@ -219,8 +219,8 @@ class VQModel(nn.Module):
 # On CPU a large batch runs slower per image than a few images at a time: once the activations outgrow
 # the caches, every conv and GroupNorm streams them through memory. Measured on 2 EPYC cores, built-in VQ
 # (64x64): decoding 256 images took 14.0 ms per image in one call, 4.2 ms in chunks of 8; encoding
-# 4.0 ms against 1.3 ms in chunks of 16. LlamaGen's VQ-16 at 256x256: 1.6 s against 1.1 s per image one
-# at a time. Each image's result is the same up to float rounding (oneDNN picks its conv algorithm by
+# 4.0 ms against 1.4 ms in chunks of 8. LlamaGen's VQ-16 layout at 256x256 (random weights): 1.6 s
+# against 1.1 s per image one at a time. Each image's result is the same up to float rounding (oneDNN picks its conv algorithm by
 # batch size; the built-in VQ's codes and pixels came out identical). GPUs want big batches.
 CPU_CHUNK_PIXELS = 8 * 64 * 64
 
