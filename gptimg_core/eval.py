@@ -27,6 +27,7 @@ from .images import from_uint8, to_uint8
 from .shapes import analyze, check, describe, place, render, sample_spec
 from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSpec, in_reading_order
 from .text_encoder import TextEncoder, load_text_encoder
+from .train.canonical import canonical_codes, canonicalize, flat_colours
 from .vq import VQModel
 
 SETTINGS = {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}  # sample as the built-in GPTs' defaults do
@@ -138,7 +139,11 @@ def eval_reconstruction(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
 def eval_binding(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
     """Two-object scenes scored teacher-forced, no sampling: is the image likelier under its own prompt than
     under the same prompt with the two objects' colours swapped? A t2i that does not tie each colour to
-    its shape scores about 50%. Scenes are named in reading order, as the t2i was trained."""
+    its shape scores about 50%. Scenes are named in reading order, as the t2i was trained, and scored in
+    canonical codes (every flat token its colour's commonest code among these scenes), the codes the
+    built-in t2i learnt to emit: on raw codes its likelihoods are dominated by context codes it never
+    emits (for the t2i shipped with the decoder stage: 68.8% of 128 dev scenes on raw codes, 84.4% on
+    canonical ones)."""
     rng = np.random.default_rng(seed)
     tally = Tally()
     scenes = []
@@ -148,7 +153,9 @@ def eval_binding(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
             scenes.append(in_reading_order(place(s, rng)))
     for start in range(0, n, batch):
         chunk = scenes[start : start + batch]
-        codes = m.vq.encode(from_uint8(np.stack([render(sc, 64) for sc in chunk]))).flatten(1)  # (B, N)
+        pixels = from_uint8(np.stack([render(sc, 64) for sc in chunk]))
+        codes, colours = m.vq.encode(pixels).flatten(1), flat_colours(pixels, m.vq.downsample).flatten(1)
+        codes = canonicalize(codes, colours, canonical_codes(codes, colours))  # (B, N)
         a, b = zip(*(sc.spec.objects for sc in chunk), strict=True)
         swapped = [
             SceneSpec(sc.spec.background, (ObjectSpec(y.colour, x.shape), ObjectSpec(x.colour, y.shape)))

@@ -1,4 +1,4 @@
-"""Canonical training targets for flat interior tokens (gptimg_core/train/canonical.py)."""
+"""Canonical training targets for flat tokens (gptimg_core/train/canonical.py)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from gptimg_core.builtin import builtin_path
 from gptimg_core.checkpoint import load_vq
 from gptimg_core.images import from_uint8, to_uint8
 from gptimg_core.shapes.world import COLOUR_NAMES, COLOURS
-from gptimg_core.train.canonical import canonical_codes, canonicalize, interior_flat
+from gptimg_core.train.canonical import canonical_codes, canonicalize, flat_colours
 from gptimg_core.train.data import text_batch
 from gptimg_core.train.train_gpt import tokenize_scenes
 
@@ -23,23 +23,25 @@ def _square_scene() -> torch.Tensor:
     return from_uint8(img)
 
 
-def test_interior_flat_marks_tokens_whose_neighbourhood_is_one_colour():
-    c = interior_flat(_square_scene(), 8)[0]  # (8, 8)
+def test_flat_colours_marks_every_token_whose_patch_is_one_palette_colour():
+    c = flat_colours(_square_scene(), 8)[0]  # (8, 8)
     assert c.shape == (8, 8)
-    assert (c[3:5, 3:5] == RED).all()  # the square's inner 2x2 tokens: red all around
-    assert (c[2, 2:6] == -1).all() and (c[1, 1:7] == -1).all()  # the square's rim and the blue ring touching it
-    assert (c[0] == BLUE).all() and (c[:, 0] == BLUE).all()  # the image border counts as the same colour
-    assert int((c == BLUE).sum()) == 64 - 36  # every blue token two or more tokens from the square
+    assert (c[2:6, 2:6] == RED).all()  # the square covers whole tokens
+    assert int((c == BLUE).sum()) == 64 - 16 and int((c == -1).sum()) == 0
+    img = to_uint8(_square_scene())[0]
+    img[24:32, 40:60] = COLOURS["green"]  # fills tokens (3, 5) and (3, 6), half of (3, 7)
+    c = flat_colours(from_uint8(img), 8)[0]
+    assert (c[3, 5:7] == COLOUR_NAMES.index("green")).all() and c[3, 7] == -1 and int((c == -1).sum()) == 1
 
 
-def test_interior_flat_skips_patches_that_are_not_one_palette_colour():
+def test_flat_colours_skips_patches_that_are_not_one_palette_colour():
     img = np.full((64, 64, 3), 128, np.uint8)  # flat grey: not a palette colour
-    assert (interior_flat(from_uint8(img), 8) == -1).all()
+    assert (flat_colours(from_uint8(img), 8) == -1).all()
     img = np.empty((64, 64, 3), np.uint8)
     img[:] = COLOURS["white"]
-    img[20, 20] = COLOURS["black"]  # one pixel breaks token (2, 2)'s patch and its neighbours' interiors
-    c = interior_flat(from_uint8(img), 8)[0]
-    assert (c[1:4, 1:4] == -1).all() and int((c == -1).sum()) == 9
+    img[20, 20] = COLOURS["black"]  # one pixel breaks token (2, 2) only
+    c = flat_colours(from_uint8(img), 8)[0]
+    assert c[2, 2] == -1 and int((c == -1).sum()) == 1
 
 
 def test_canonical_codes_pick_each_colours_commonest_code_and_canonicalize_replaces_only_those():
@@ -55,12 +57,12 @@ def test_canonical_codes_pick_each_colours_commonest_code_and_canonicalize_repla
         canonicalize(codes, colours[:, :4], table)
 
 
-def test_canonical_targets_decode_like_the_raw_codes_with_the_builtin_vq():
+def test_canonical_targets_decode_close_to_the_raw_codes_with_the_builtin_vq():
     vq = load_vq(builtin_path("vq"))
     pool, table = tokenize_scenes(vq, 96, "t2i", seed=5)
     assert (table >= 0).all() and len(set(table.tolist())) == 8  # one distinct code per colour
     changed = pool.codes != pool.targets
-    assert 0.3 < changed.float().mean() < 0.6  # about half the tokens become canonical
+    assert 0.7 < changed.float().mean() < 0.9  # about four tokens in five become canonical
     pixels, prompts = text_batch(np.random.default_rng(5), 96)  # the same scenes as the pool
     assert prompts == pool.conds
     truth = to_uint8(pixels).astype(np.float64)
@@ -71,4 +73,6 @@ def test_canonical_targets_decode_like_the_raw_codes_with_the_builtin_vq():
         return 10 * np.log10(255**2 / ((out - truth) ** 2).mean())
 
     raw, canon = psnr(pool.codes), psnr(pool.targets)
-    assert raw > 25 and canon > raw - 1.0  # canonical codes decode to the same flat patches
+    # The recipe fine-tunes the decoder on canonical codes (finetune_decoder.py): measured 26.7 against
+    # 29.0 dB here; the decoder before that fine-tune lost 4.4 dB (23.96 against 28.39 on other scenes).
+    assert raw > 25 and canon > raw - 3.0

@@ -1,9 +1,10 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
-VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT +
-tiny T5 (jointly) -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
-training_metrics.json. About 83-88 minutes on a free 2-core CPU with native bf16, depending on the day
-(measured, and how it varies: see MODEL_CARD.md). `--vq FILE` starts from a trained VQ and skips its 32 minutes.
+VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> the VQ's
+decoder fine-tuned to draw from canonical codes (finetune_decoder.py) -> t2i GPT + tiny T5 (jointly)
+-> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
+training_metrics.json. Measured minutes on a free 2-core CPU with native bf16, and how they vary: see
+MODEL_CARD.md. `--vq FILE` starts from a trained VQ and skips its 32 minutes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..config import GPTConfig, VQConfig
 from ..shapes.world import CLASS_NAMES, COLOUR_NAMES, HELD_OUT_TRIPLES
 from ..text_encoder import load_text_encoder
 from .data import vocabulary
+from .finetune_decoder import DecoderRecipe, finetune_decoder
 from .t5_folder import make_t5_folder, save_t5_folder
 from .train_gpt import GPTRecipe, tokenize_scenes, train_c2i, train_t2i
 from .train_vq import VQRecipe, train_vq
@@ -46,7 +48,8 @@ C2I_CONFIG = GPTConfig(
     block_size=64, model_type="c2i", num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
-T2I_RECIPE = GPTRecipe(steps=9000, scenes=100_000, reading_order=True, compile=True)
+DECODER_RECIPE = DecoderRecipe()
+T2I_RECIPE = GPTRecipe(steps=7500, scenes=100_000, reading_order=True, compile=True)
 C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.01 for a smoke run)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument(
-        "--vq", default=None, help="a trained VQ (.safetensors) to start from: skips stage 1, copied to --out"
+        "--vq",
+        default=None,
+        help="a trained VQ (.safetensors) to start from: skips stage 1 (its decoder is still fine-tuned)",
     )
     ap.add_argument("--no-compile", action="store_true", help="train the GPTs eager (slower; torch.compile needs g++)")
     a = ap.parse_args(argv)
@@ -76,19 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    recipes = {k: _scaled(r, a.scale) for k, r in {"vq": VQ_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()}
+    recipes = {
+        k: _scaled(r, a.scale)
+        for k, r in {"vq": VQ_RECIPE, "decoder": DECODER_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()
+    }
     if a.no_compile:
-        recipes = {k: replace(r, compile=False) if k != "vq" else r for k, r in recipes.items()}
+        recipes = {k: replace(r, compile=False) if k in ("t2i", "c2i") else r for k, r in recipes.items()}
 
     if a.vq:
-        log.info("1/4 VQ tokenizer: %s", a.vq)
+        log.info("1/5 VQ tokenizer: %s", a.vq)
         vq, vq_metrics = load_vq(a.vq), {"from": str(a.vq)}
     else:
-        log.info("1/4 VQ tokenizer")
+        log.info("1/5 VQ tokenizer")
         vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=a.seed)
-    save_model(vq, out / "vq.safetensors")
 
-    log.info("2/4 tokenising scenes")
+    log.info("2/5 tokenising scenes")
     t1 = time.perf_counter()
     t2i_pool, table = tokenize_scenes(
         vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10, reading_order=recipes["t2i"].reading_order
@@ -100,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         "targets_changed": round(float((t2i_pool.codes != t2i_pool.targets).float().mean()), 3),
     }  # fmt: skip
 
-    log.info("3/4 t2i GPT + T5 encoder")
+    log.info("3/5 the VQ's decoder, on canonical codes")
+    decoder_metrics = finetune_decoder(vq, table, recipes["decoder"], seed=a.seed + 30)
+    save_model(vq, out / "vq.safetensors")
+
+    log.info("4/5 t2i GPT + T5 encoder")
     with tempfile.TemporaryDirectory() as tmp:
         make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=a.seed, **T5_SIZE)
         te = load_text_encoder(Path(tmp) / "t5", max_length=TEXT_TOKENS)
@@ -110,18 +121,22 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / "t5")
     save_t5_folder(out / "t5", te.model, te.tokenizer)
 
-    log.info("4/4 c2i GPT")
+    log.info("5/5 c2i GPT")
     c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_pool, recipes["c2i"], seed=a.seed, init=t2i)
     save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
 
     metrics = {
-        "vq": vq_metrics, "tokens": tokens, "t2i": t2i_metrics, "c2i": c2i_metrics,
+        "vq": vq_metrics, "tokens": tokens, "decoder": decoder_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
         "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": a.seed,
         "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),
     }  # fmt: skip
     (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info("done in %.0f s: %s", metrics["total_seconds"], json.dumps({k: metrics[k] for k in ("vq", "t2i", "c2i")}))
+    log.info(
+        "done in %.0f s: %s",
+        metrics["total_seconds"],
+        json.dumps({k: metrics[k] for k in ("vq", "decoder", "t2i", "c2i")}),
+    )
     return 0
 
 

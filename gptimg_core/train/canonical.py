@@ -1,48 +1,40 @@
 """Canonical training targets for flat patches.
 
 The VQ spreads one flat colour over hundreds of codes (270 to 350 per colour for the built-in VQ,
-the commonest taking 4-8%), all of which decode to the same flat patch. A GPT trained on raw codes
-spends most of its loss guessing among them. Here every token whose patch and whose 8 neighbours
-are all one flat colour is replaced, as a training target, by that colour's commonest code; edge
-tokens and flat tokens next to an edge keep their code (the decoder reads edges from them too).
-The VQ is untouched and nothing here is needed at inference.
+the commonest taking 4-8%), all of which decode to about the same flat patch: which one a patch gets
+depends on the edges around it. A GPT trained on raw codes spends most of its loss guessing among
+them (the t2i trained on the earlier rule, which kept the codes of flat tokens next to an edge, spent
+0.65 of its 0.995 nats per token on those). Here every token whose patch is one flat palette colour
+is replaced, as a training target, by that colour's commonest code. The VQ's decoder then has to
+draw edges from the edge tokens alone: finetune_decoder.py teaches it to. Nothing here is needed at
+inference.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..images import from_uint8
 from ..shapes.world import COLOUR_NAMES, COLOURS
 
-_OUTSIDE = -2  # beyond the image border: counts as the same colour
 
-
-def interior_flat(pixels: Tensor, patch: int) -> Tensor:
+def flat_colours(pixels: Tensor, patch: int) -> Tensor:
     """Shapes-world pixels (n, 3, H, W) in [-1, 1] -> (n, H/patch, W/patch) long: the palette index of
-    a token whose patch and 8 neighbouring patches are all that one flat colour, else -1."""
+    each token whose patch is all that one colour, else -1."""
     n, _, H, W = pixels.shape
     h, w = H // patch, W // patch
     p = pixels.reshape(n, 3, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(n, h, w, 3, patch * patch)
     flat = (p == p[..., :1]).all(-1).all(-1)  # (n, h, w)
     palette = from_uint8(np.array([[COLOURS[c] for c in COLOUR_NAMES]]))[0, :, 0].T  # (8, 3), as pixels hold them
     hit = (p[..., 0][..., None, :] == palette).all(-1)  # (n, h, w, 8)
-    colour = torch.where(flat & hit.any(-1), hit.long().argmax(-1), -1)  # (n, h, w)
-    padded = F.pad(colour, (1, 1, 1, 1), value=_OUTSIDE)
-    inside = colour >= 0
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            nb = padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-            inside &= (nb == colour) | (nb == _OUTSIDE)
-    return torch.where(inside, colour, -1)
+    return torch.where(flat & hit.any(-1), hit.long().argmax(-1), -1)
 
 
 def canonical_codes(codes: Tensor, colours: Tensor) -> Tensor:
-    """The commonest code of each palette colour's interior tokens -> (8,) long; -1 for a colour
-    with none. codes and colours (n, N) or (n, h, w), colours as from interior_flat."""
+    """The commonest code of each palette colour's flat tokens -> (8,) long; -1 for a colour with
+    none. codes and colours (n, N) or (n, h, w), colours as from flat_colours."""
     table = torch.full((len(COLOUR_NAMES),), -1, dtype=torch.long)
     for c in range(len(COLOUR_NAMES)):
         seen = codes[colours == c]
@@ -52,7 +44,7 @@ def canonical_codes(codes: Tensor, colours: Tensor) -> Tensor:
 
 
 def canonicalize(codes: Tensor, colours: Tensor, table: Tensor) -> Tensor:
-    """codes with every interior token replaced by its colour's entry in table (a new tensor)."""
+    """codes with every flat token replaced by its colour's entry in table (a new tensor)."""
     if codes.shape != colours.shape:
         raise ValueError(f"canonicalize: codes {tuple(codes.shape)} and colours {tuple(colours.shape)} differ in shape")
     canon = table[colours.clamp(min=0)]  # (same shape) the colour's code, junk where colours is -1

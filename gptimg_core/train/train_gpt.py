@@ -23,7 +23,7 @@ from ..generate import attention_mask
 from ..gpt import GPT
 from ..text_encoder import TextEncoder
 from ..vq import VQModel
-from .canonical import canonical_codes, canonicalize, interior_flat
+from .canonical import canonical_codes, canonicalize, flat_colours
 from .data import class_batch, text_batch
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class GPTRecipe:
 
 @dataclass
 class TokenPool:
-    """Tokenised training scenes: the VQ's codes (n, N), training targets (the codes with flat interior
-    tokens made canonical, see canonical.py) and each scene's prompt (t2i) or class id (c2i)."""
+    """Tokenised training scenes: the VQ's codes (n, N), training targets (the codes with flat tokens
+    made canonical, see canonical.py) and each scene's prompt (t2i) or class id (c2i)."""
 
     codes: Tensor
     targets: Tensor
@@ -69,14 +69,14 @@ def tokenize_scenes(
     reading_order: bool = False,
 ) -> tuple[TokenPool, Tensor]:
     """Render and VQ-encode n training scenes -> (pool, table). table: each palette colour's canonical
-    code; None picks the commonest code of the pool's interior tokens (pass it on to the next pool)."""
+    code; None picks the commonest code of the pool's flat tokens (pass it on to the next pool)."""
     rng = np.random.default_rng(seed)
     codes, colours, conds = [], [], []
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         x, c = text_batch(rng, m, reading_order=reading_order) if kind == "t2i" else class_batch(rng, m)
         codes.append(vq.encode(x).flatten(1))
-        colours.append(interior_flat(x, vq.downsample).flatten(1))
+        colours.append(flat_colours(x, vq.downsample).flatten(1))
         conds += list(c) if kind == "t2i" else c.tolist()
     codes, colours = torch.cat(codes), torch.cat(colours)
     table = canonical_codes(codes, colours) if table is None else table

