@@ -40,6 +40,6 @@ def test_finetune_trains_only_the_decoder_to_draw_canonical_codes():
 def test_finetune_rejects_a_table_that_is_not_one_code_per_colour():
     vq = load_vq(builtin_path("vq"))
     before = {k: v.clone() for k, v in vq.state_dict().items()}
-    with pytest.raises(ValueError, match=r"finetune_decoder: table must hold 8 codes .* got \(3,\)"):
+    with pytest.raises(ValueError, match=r"finetune_decoder: table must hold 8 codes .* got shape \(3,\)"):
         finetune_decoder(vq, torch.tensor([1, 2, 3]), DecoderRecipe(steps=1))
     assert all(torch.equal(v, before[k]) for k, v in vq.state_dict().items())  # the model is untouched

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..shapes.world import COLOUR_NAMES
 from ..vq import VQModel
 from .canonical import canonicalize, flat_colours
 from .data import text_batch, tokenizer_batch
@@ -46,9 +47,10 @@ def decoder_parameters(vq: VQModel) -> list[torch.nn.Parameter]:
 def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: int = 0) -> dict:
     """Fine-tune vq's decoder in place on raw and canonical codes (table: each palette colour's
     canonical code, from canonical_codes) -> metrics. vq is left in eval mode."""
-    if table.shape != (8,):
+    if table.shape != (len(COLOUR_NAMES),):
         raise ValueError(
-            f"finetune_decoder: table must hold 8 codes (one per palette colour), got {tuple(table.shape)}"
+            f"finetune_decoder: table must hold {len(COLOUR_NAMES)} codes (one per palette colour, from "
+            f"canonical_codes), got shape {tuple(table.shape)}"
         )
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
