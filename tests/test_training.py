@@ -181,6 +181,25 @@ def test_inputs_mix_raw_codes_and_targets_by_the_recipe_share():
     assert (rows == rows[:, :1]).all() and 16 < int((rows[:, 0] == 0).sum()) < 48  # whole sequences, about half raw
 
 
+def test_edit_inputs_read_raw_codes_around_a_rectangle_of_targets():
+    n = 256
+    pool = TokenPool(torch.zeros(n, 64, dtype=torch.long), torch.ones(n, 64, dtype=torch.long), [0] * n)
+    idx = torch.arange(n)
+    plain = _inputs(pool, idx, GPTRecipe(), torch.Generator().manual_seed(0))
+    off = _inputs(pool, idx, GPTRecipe(edit_inputs=0.0), torch.Generator().manual_seed(0))
+    assert torch.equal(plain, off)  # off: the same inputs from the same generator as before the option
+    rows = _inputs(pool, idx, GPTRecipe(edit_inputs=1.0), torch.Generator().manual_seed(0)).view(n, 8, 8)
+    for r in rows:  # every sequence: targets (1) exactly on one rectangle of 1-5 x 1-5 tokens, raw (0) elsewhere
+        ys, xs = r.nonzero(as_tuple=True)
+        h, w = int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1
+        assert 1 <= h <= 5 and 1 <= w <= 5 and int(r.sum()) == h * w
+    sizes = rows.flatten(1).sum(1)
+    assert len(set(sizes.tolist())) > 5  # the rectangles vary
+    some = _inputs(pool, idx, GPTRecipe(edit_inputs=0.5), torch.Generator().manual_seed(0))
+    partial = ((some == 0).any(1) & (some == 1).any(1)).sum()
+    assert 64 < int(partial) < 192  # about half the sequences are edits (others are all raw or all targets)
+
+
 def test_train_c2i_learns_the_targets_not_the_inputs():
     cfg = GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1)
     codes = torch.randint(0, 16, (32, 9), generator=torch.Generator().manual_seed(0))
