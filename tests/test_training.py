@@ -185,9 +185,12 @@ def test_edit_inputs_read_raw_codes_around_a_rectangle_of_targets():
     n = 256
     pool = TokenPool(torch.zeros(n, 64, dtype=torch.long), torch.ones(n, 64, dtype=torch.long), [0] * n)
     idx = torch.arange(n)
-    plain = _inputs(pool, idx, GPTRecipe(), torch.Generator().manual_seed(0))
-    off = _inputs(pool, idx, GPTRecipe(edit_inputs=0.0), torch.Generator().manual_seed(0))
-    assert torch.equal(plain, off)  # off: the same inputs from the same generator as before the option
+    # off: the inputs the recipe drew before the option (one draw per sequence), and no further draws
+    g, expected_g = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    off = _inputs(pool, idx, GPTRecipe(edit_inputs=0.0), g)
+    raw = torch.rand(n, generator=expected_g) < 0.5
+    assert torch.equal(off, torch.where(raw[:, None], pool.codes, pool.targets))
+    assert torch.equal(g.get_state(), expected_g.get_state())
     rows = _inputs(pool, idx, GPTRecipe(edit_inputs=1.0), torch.Generator().manual_seed(0)).view(n, 8, 8)
     for r in rows:  # every sequence: targets (1) exactly on one rectangle of 1-5 x 1-5 tokens, raw (0) elsewhere
         ys, xs = r.nonzero(as_tuple=True)

@@ -12,7 +12,6 @@ checker): round trips through canonical codes pass 54.2% with the decoder as tra
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from ..shapes.world import COLOUR_NAMES
 from ..vq import VQModel
 from .canonical import canonicalize, flat_colours
 from .data import text_batch, tokenizer_batch
-from .train_vq import pixel_weights, psnr
+from .train_vq import cosine_lr, pixel_weights, psnr, reconstruction_loss
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +55,22 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
     g = torch.Generator().manual_seed(seed)
     before = evaluate_decoder(vq, table, seed + 1)
     train = decoder_parameters(vq)
-    trainable = {id(p) for p in train}
-    frozen = [p for p in vq.parameters() if id(p) not in trainable]
-    flags = [p.requires_grad for p in frozen]
-    for p in frozen:
+    flags = {p: p.requires_grad for p in vq.parameters()}
+    for p in vq.parameters():
         p.requires_grad_(False)
+    for p in train:
+        p.requires_grad_(True)
     opt = torch.optim.Adam(train, lr=recipe.lr, betas=(0.9, 0.99))
     t0 = time.perf_counter()
     vq.train()
     try:
         for step in range(recipe.steps):
             for group in opt.param_groups:
-                group["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+                group["lr"] = cosine_lr(recipe.lr, step, recipe.steps)
             x = tokenizer_batch(rng, recipe.batch)
             with torch.no_grad():
-                codes = _mixed_codes(vq, x, table, recipe.canonical_share, g)
-                zq = vq.quantize.lookup(codes)
-            y = vq.decode_latent(zq)
-            w = pixel_weights(x, recipe.object_weight)
-            err = y - x
-            loss = (w * (err.abs() + err.square())).mean() / w.mean()
+                zq = vq.quantize.lookup(_mixed_codes(vq, x, table, recipe.canonical_share, g))
+            loss = reconstruction_loss(vq.decode_latent(zq), x, pixel_weights(x, recipe.object_weight))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -85,7 +80,7 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
                 )
     finally:
         vq.eval()
-        for p, flag in zip(frozen, flags, strict=True):
+        for p, flag in flags.items():
             p.requires_grad_(flag)
     seconds = round(time.perf_counter() - t0, 1)
     return {"before": before, "after": evaluate_decoder(vq, table, seed + 1), "train_seconds": seconds}

@@ -58,6 +58,17 @@ def pixel_weights(x: Tensor, object_weight: float) -> Tensor:
     return 1.0 + object_weight * F.max_pool2d(fg, 5, stride=1, padding=2)
 
 
+def reconstruction_loss(y: Tensor, x: Tensor, w: Tensor) -> Tensor:
+    """L1 + MSE of y against x, weighted per pixel by w (B, 1, H, W) and normalised by w's mean."""
+    err = y - x
+    return (w * (err.abs() + err.square())).mean() / w.mean()
+
+
+def cosine_lr(base: float, step: int, steps: int) -> float:
+    """base at step 0, falling along a half cosine to 0 at step == steps."""
+    return base * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
 def random_crops(x: Tensor, size: int, rng: np.random.Generator) -> Tensor:
     """A random size x size crop of each image (B, C, H, W), at multiples of 8 so tokens stay aligned."""
     H = x.shape[-1]
@@ -84,7 +95,7 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
     gan_from = int(recipe.steps * recipe.gan_start)
     t0 = time.perf_counter()
     for step in range(recipe.steps):
-        lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+        lr = cosine_lr(recipe.lr, step, recipe.steps)
         for g in opt.param_groups + opt_d.param_groups:
             g["lr"] = lr
         x = tokenizer_batch(rng, recipe.batch) if recipe.dense else text_batch(rng, recipe.batch)[0]
@@ -95,8 +106,7 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
         z = vq.latent(x)
         zq, q_loss, codes = quantize(vq, z, recipe.beta)
         y = vq.decode_latent(zq)
-        err = y - x
-        rec = (w * (err.abs() + err.square())).mean() / w.mean()
+        rec = reconstruction_loss(y, x, w)
         loss = rec + q_loss
         if step >= gan_from:
             loss = loss + recipe.gan_weight * g_hinge(disc(y))
