@@ -41,11 +41,8 @@ class GPTRecipe:
     bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
     raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
     # Share of sequences then fed as an inpainting edit reads them: raw codes with a random rectangle of
-    # 1-5 x 1-5 tokens of targets. Off in the shipped recipe: a t2i trained from the start with a third
-    # of sequences so drew 42 of 96 dev edits right against 21, but fewer prompts (single objects 78.7%
-    # against 82.8%, size 65.4 against 78.0%, two objects 10.9 against 24.2%; MODEL_CARD.md, Limits).
-    # raw_inputs=1/3 with edit_inputs=1/4 (half the sequences still targets): 45 of 96 edits, single
-    # objects 83.3%, two objects 28.3%, size 71.7%: the next candidate.
+    # 1-5 x 1-5 tokens of targets. Off in the shipped recipe; what it did to inpainting and to generation,
+    # at a third and at a quarter of sequences, is measured in MODEL_CARD.md (Limits).
     edit_inputs: float = 0.0
     reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
