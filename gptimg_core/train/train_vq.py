@@ -17,6 +17,7 @@ from ..config import VQConfig
 from ..vq import VQModel
 from .data import text_batch, tokenizer_batch
 from .discriminator import PatchDiscriminator, d_hinge, g_hinge
+from .precision import cpu_autocast
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ class VQRecipe:
     # 41% of reconstructions pass the checker, against 26% with prompt scenes and a flat loss).
     dense: bool = True  # train on crowded scenes (tokenizer_batch) instead of prompt scenes
     object_weight: float = 4.0  # extra reconstruction weight on pixels within 2 px of an object
+    # bf16 autocast for the encoder, decoder and discriminator where the CPU has native bf16 (precision.py);
+    # the codebook search, losses and weights stay fp32. At 3,000 steps (2 EPYC cores, 2026-11-22) it trained
+    # 11% faster (477 against 535 s) to the same PSNR (24.98 / 24.99 dB) and checker pass (46.3 / 41.0% of
+    # 300 reconstructions). Off until a full run measures it: the shipped VQ is the fp32 recipe's.
+    bf16: bool = False
 
 
 def quantize(vq: VQModel, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -103,18 +109,22 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
         if step < recipe.crop_until * recipe.steps:
             xw = random_crops(xw, recipe.crop, rng)
         x, w = xw[:, :3], xw[:, 3:]
-        z = vq.latent(x)
+        with cpu_autocast(recipe.bf16):
+            z = vq.latent(x).float()
         zq, q_loss, codes = quantize(vq, z, recipe.beta)
-        y = vq.decode_latent(zq)
+        with cpu_autocast(recipe.bf16):
+            y = vq.decode_latent(zq).float()
         rec = reconstruction_loss(y, x, w)
         loss = rec + q_loss
         if step >= gan_from:
-            loss = loss + recipe.gan_weight * g_hinge(disc(y))
+            with cpu_autocast(recipe.bf16):
+                loss = loss + recipe.gan_weight * g_hinge(disc(y).float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step >= gan_from:
-            d_loss = d_hinge(disc(x), disc(y.detach()))
+            with cpu_autocast(recipe.bf16):
+                d_loss = d_hinge(disc(x).float(), disc(y.detach()).float())
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
