@@ -49,7 +49,11 @@ C2I_CONFIG = GPTConfig(
 )  # fmt: skip
 VQ_RECIPE = VQRecipe()
 DECODER_RECIPE = DecoderRecipe()
-T2I_RECIPE = GPTRecipe(steps=7500, scenes=100_000, reading_order=True, compile=True)
+# Inputs: a quarter of the sequences read raw codes, a quarter an edit's mix (raw codes around a rectangle of
+# targets), half the targets (raw_inputs 1/3 of the non-edit ones); what that bought is in MODEL_CARD.md.
+T2I_RECIPE = GPTRecipe(
+    steps=7500, scenes=100_000, reading_order=True, compile=True, raw_inputs=1 / 3, edit_inputs=1 / 4
+)
 C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 

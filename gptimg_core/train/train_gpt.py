@@ -42,8 +42,8 @@ class GPTRecipe:
     bf16: bool = True  # bf16 autocast where the CPU has native bf16 matmuls (fp32 master weights)
     raw_inputs: float = 0.5  # share of sequences fed their raw codes (the rest their targets) as inputs
     # Share of sequences then fed as an inpainting edit reads them: raw codes with a random rectangle of
-    # 1-5 x 1-5 tokens of targets. Off in the shipped recipe; what it did to inpainting and to generation,
-    # at a third and at a quarter of sequences, is measured in MODEL_CARD.md (Limits).
+    # 1-5 x 1-5 tokens of targets (the t2i recipe: a quarter; what it did to inpainting and to generation,
+    # at a third and at a quarter of sequences, is measured in MODEL_CARD.md).
     edit_inputs: float = 0.0
     reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
