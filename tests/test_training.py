@@ -109,7 +109,9 @@ def test_train_vq_runs_both_phases_and_reports_metrics():
 def test_train_vq_bf16_keeps_fp32_weights_and_learns_as_fp32():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
-    runs = {bf16: train_vq(cfg, VQRecipe(steps=30, batch=4, restart_every=5, bf16=bf16), seed=0) for bf16 in (False, True)}
+    runs = {
+        bf16: train_vq(cfg, VQRecipe(steps=30, batch=4, restart_every=5, bf16=bf16), seed=0) for bf16 in (False, True)
+    }
     (vq32, m32), (vq16, m16) = runs[False], runs[True]
     assert all(p.dtype == torch.float32 for p in vq16.parameters())  # master weights stay fp32
     w32, w16 = vq32.decoder.conv_out.weight, vq16.decoder.conv_out.weight
