@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gptimg_core.builtin import builtin_path
 from gptimg_core.checkpoint import load_gpt, load_vq
@@ -17,6 +18,7 @@ from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, S
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
 from gptimg_core.train.data import text_batch, tokenizer_batch
+from gptimg_core.train.precision import cpu_autocast, native_bf16
 from gptimg_core.train.t5_folder import make_t5_folder
 from gptimg_core.train.train_gpt import (
     GPTRecipe,
@@ -30,7 +32,8 @@ from gptimg_core.train.train_gpt import (
     train_t2i,
     transfer_weights,
 )
-from gptimg_core.train.train_vq import VQRecipe, pixel_weights, train_vq
+from gptimg_core.train.train_vq import VQRecipe, pixel_weights, quantize, train_vq
+from gptimg_core.vq import VQModel
 
 
 def _palette_index(pixels: torch.Tensor) -> np.ndarray:
@@ -105,7 +108,21 @@ def test_train_vq_runs_both_phases_and_reports_metrics():
     assert not vq.training
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no native bf16 on this CPU")
+@pytest.mark.skipif(not native_bf16(), reason="no native bf16 on this CPU")
+def test_quantize_searches_the_codebook_in_fp32_under_autocast():
+    cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=512,
+                   embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
+    vq, z = VQModel(cfg), torch.randn(4, 4, 16, 16).bfloat16()  # an encoder's output under autocast
+    zq, loss, codes = quantize(vq, z.float(), 0.25)
+    with cpu_autocast(True):
+        zq16, loss16, codes16 = quantize(vq, z, 0.25)
+        naive = (F.normalize(z.permute(0, 2, 3, 1).reshape(-1, 4), dim=-1) @ vq.quantize.codebook().T).argmax(1)
+    assert zq16.dtype == loss16.dtype == torch.float32
+    assert torch.equal(codes16, codes) and torch.allclose(zq16, zq) and torch.allclose(loss16, loss)
+    assert not torch.equal(naive.view_as(codes), codes)  # a bf16 search would pick other codes (512 of them)
+
+
+@pytest.mark.skipif(not native_bf16(), reason="no native bf16 on this CPU")
 def test_train_vq_bf16_keeps_fp32_weights_and_learns_as_fp32():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
@@ -119,7 +136,7 @@ def test_train_vq_bf16_keeps_fp32_weights_and_learns_as_fp32():
     assert abs(m16["psnr_db"] - m32["psnr_db"]) < 1.0  # ... and learnt as much as fp32
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no native bf16 on this CPU")
+@pytest.mark.skipif(not native_bf16(), reason="no native bf16 on this CPU")
 def test_bf16_training_math_matches_fp32_loss():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=16, num_classes=4, cls_token_num=1))

@@ -45,7 +45,13 @@ class VQRecipe:
 
 
 def quantize(vq: VQModel, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Straight-through quantisation of z (B, e, h, w) on the l2 sphere -> (z_q, vq loss, codes)."""
+    """Straight-through quantisation of z (B, e, h, w) on the l2 sphere -> (z_q, vq loss, codes), in fp32
+    even under autocast: a bf16 cosine would pick the wrong code among near-equal neighbours."""
+    with torch.autocast("cpu", enabled=False):
+        return _quantize_fp32(vq, z.float(), beta)
+
+
+def _quantize_fp32(vq: VQModel, z: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
     B, e, h, w = z.shape
     zn = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, e), dim=-1)  # (Bhw, e)
     book = vq.quantize.codebook()
@@ -110,14 +116,12 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
             xw = random_crops(xw, recipe.crop, rng)
         x, w = xw[:, :3], xw[:, 3:]
         with cpu_autocast(recipe.bf16):
-            z = vq.latent(x).float()
-        zq, q_loss, codes = quantize(vq, z, recipe.beta)
-        with cpu_autocast(recipe.bf16):
+            z = vq.latent(x)
+            zq, q_loss, codes = quantize(vq, z, recipe.beta)
             y = vq.decode_latent(zq).float()
-        rec = reconstruction_loss(y, x, w)
-        loss = rec + q_loss
-        if step >= gan_from:
-            with cpu_autocast(recipe.bf16):
+            rec = reconstruction_loss(y, x, w)
+            loss = rec + q_loss
+            if step >= gan_from:
                 loss = loss + recipe.gan_weight * g_hinge(disc(y).float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,7 +134,7 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
             opt_d.step()
         used[codes.flatten()] = True
         if (step + 1) % recipe.restart_every == 0 and step < 0.8 * recipe.steps:
-            _restart_dead(vq, z.detach(), used)
+            _restart_dead(vq, z.detach().float(), used)
             used.zero_()
         if step % 100 == 0 or step == recipe.steps - 1:
             log.info(
