@@ -2,6 +2,8 @@
 
 Generates from random prompts of every form (seen and held-out colour/shape/background triples),
 class ids, and inpainting edits, reads each image back with the shapes checker and prints the rates.
+`--dev` runs the development sets instead (other seeds, larger): pick recipes and sampling settings on
+those, and report the evaluation seed. `--sampling t2i.cfg_scale=3` overrides a default sampling setting.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from .text_encoder import TextEncoder, load_text_encoder
 from .train.canonical import canonical_codes, canonicalize, flat_colours
 from .vq import VQModel
 
-SETTINGS = {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}  # sample as the built-in GPTs' defaults do
+# Development sets: (prompts or cases, seed) per part, disjoint from the evaluation's seeds (1234..1238).
+DEV_SETS = {
+    "text": [(300, 555), (300, 556), (300, 557)],
+    "class": [(192, 600), (192, 601), (192, 602), (192, 603)],
+    "inpaint": [(96, 777)],
+    "reconstruction": [(300, 888)],
+    "binding": [(128, 4242)],
+}
 
 
 @dataclass
@@ -56,11 +65,15 @@ class Models:
     c2i: GPT
     vq: VQModel
     te: TextEncoder
+    # Sampling settings by model_type; the built-in GPTs' defaults unless overridden (--sampling).
+    sampling: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}
+    )
 
     def text(self, prompts: list[str], seed: int, **kw) -> np.ndarray:
         feats, mask = self.te.encode(prompts)
         g = torch.Generator().manual_seed(seed)
-        codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**SETTINGS["t2i"], **kw})
+        codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**self.sampling["t2i"], **kw})
         return to_uint8(self.vq.decode(codes))
 
 
@@ -96,6 +109,13 @@ def eval_text(m: Models, n: int, seed: int, batch: int = 32) -> Tally:
             if form == "two objects":
                 tally.add(f"two objects: both right [{split}]", r.background and r.objects)
                 tally.add("two objects: both right", r.background and r.objects)
+                # where pairs fail: each asked object alone, and how many objects were drawn
+                found = analyze(im).objects
+                for o in s.objects:
+                    tally.add(
+                        "two objects: each object found", any((d.colour, d.shape) == (o.colour, o.shape) for d in found)
+                    )
+                tally.add("two objects: exactly two drawn", len(found) == 2)
             else:
                 cs = r.background and r.colour and r.shape
                 tally.add(f"single: colour+shape+background [{split}]", cs)
@@ -113,7 +133,7 @@ def eval_class(m: Models, n: int, seed: int, batch: int = 48) -> Tally:
     for start in range(0, n, batch):
         chunk = ids[start : start + batch]
         g = torch.Generator().manual_seed(seed + start)
-        codes = generate(m.c2i, torch.tensor(chunk), generator=g, **SETTINGS["c2i"])
+        codes = generate(m.c2i, torch.tensor(chunk), generator=g, **m.sampling["c2i"])
         for cid, im in zip(chunk, to_uint8(m.vq.decode(codes)), strict=True):
             colour, shape = CLASS_NAMES[cid].split(" ")
             found = analyze(im)
@@ -204,7 +224,7 @@ def eval_inpaint(m: Models, n: int, seed: int, batch: int = 16) -> Tally:
         redo = pixel_mask_to_tokens(torch.from_numpy(np.stack([c[3] for c in chunk])), m.vq.downsample)
         feats, mask = m.te.encode([describe(c[1]) for c in chunk])
         g = torch.Generator().manual_seed(seed + start)
-        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **SETTINGS["t2i"])
+        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **m.sampling["t2i"])
         for i, im in enumerate(to_uint8(m.vq.decode(out))):
             tally.add("inpaint: new object right", check(chunk[i][1], im).ok)
             tally.add(
@@ -213,36 +233,67 @@ def eval_inpaint(m: Models, n: int, seed: int, batch: int = 16) -> Tally:
     return tally
 
 
+def parse_sampling(items: list[str], sampling: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Overrides like 't2i.cfg_scale=3' applied to a copy of sampling {model_type: {setting: value}}."""
+    out = {k: dict(v) for k, v in sampling.items()}
+    for item in items:
+        key, _, value = item.partition("=")
+        kind, _, name = key.partition(".")
+        if kind not in out or name not in out[kind] or not value:
+            raise ValueError(
+                f"eval --sampling: expected MODEL.SETTING=VALUE with MODEL one of {sorted(out)} and SETTING one of "
+                f"{sorted(next(iter(out.values())))}, got {item!r}"
+            )
+        try:
+            out[kind][name] = type(out[kind][name])(float(value))
+        except ValueError:
+            raise ValueError(f"eval --sampling: {key} takes a number, got {value!r}") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gptimg_core.eval", description=__doc__)
     ap.add_argument("--n", type=int, default=300, help="text prompts (class ids and inpaint cases scale with it)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--dev", action="store_true", help="the development sets (DEV_SETS) instead of --n / --seed")
+    ap.add_argument(
+        "--sampling", action="append", default=[], metavar="MODEL.SETTING=VALUE", help="e.g. t2i.cfg_scale=3"
+    )
     ap.add_argument("--json", help="also write the rates to this file")
     for name in ("gpt-t2i", "gpt-c2i", "vq", "text-encoder"):
         ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
+    try:
+        sampling = parse_sampling(a.sampling, BUILTIN_SAMPLING)
+    except ValueError as e:
+        ap.error(str(e))
     t0 = time.perf_counter()
     m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder)
+    m.sampling = sampling
+    parts = {"text": eval_text, "class": eval_class, "inpaint": eval_inpaint, "reconstruction": eval_reconstruction}
+    parts["binding"] = eval_binding
+    if a.dev:
+        sets = DEV_SETS
+    else:
+        sizes = {"text": a.n, "class": max(48, a.n // 3), "inpaint": max(16, a.n // 5), "reconstruction": a.n}
+        sizes["binding"] = max(64, a.n // 2)
+        sets = {k: [(sizes[k], a.seed + i)] for i, k in enumerate(parts)}
     tally = Tally()
-    for part in (
-        eval_text(m, a.n, a.seed),
-        eval_class(m, max(48, a.n // 3), a.seed + 1),
-        eval_inpaint(m, max(16, a.n // 5), a.seed + 2),
-        eval_reconstruction(m, a.n, a.seed + 3),
-        eval_binding(m, max(64, a.n // 2), a.seed + 4),
-    ):
-        tally.right.update(part.right)
-        tally.asked.update(part.asked)
+    for k, runs in sets.items():
+        for n, seed in runs:
+            part = parts[k](m, n, seed)
+            for key in part.asked:
+                tally.asked[key] = tally.asked.get(key, 0) + part.asked[key]
+                tally.right[key] = tally.right.get(key, 0) + part.right[key]
     rates = tally.rates()
     width = max(len(k) for k in rates)
     for k, v in rates.items():
         print(f"{k:<{width}}  {100 * v['rate']:5.1f}%  (n={v['n']})")
-    print(f"evaluated in {time.perf_counter() - t0:.0f} s, settings {SETTINGS}", file=sys.stderr)
+    print(f"evaluated in {time.perf_counter() - t0:.0f} s, sampling {m.sampling}", file=sys.stderr)
     if a.json:
-        Path(a.json).write_text(
-            json.dumps({"rates": rates, "settings": SETTINGS, "n": a.n, "seed": a.seed}, indent=2) + "\n"
-        )
+        report = {"rates": rates, "sampling": m.sampling, "sets": sets}
+        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
