@@ -103,8 +103,9 @@ def test_train_vq_runs_both_phases_and_reports_metrics():
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
     # 8 steps: 0-6 on crops (crop_until 0.85), 6-7 with the discriminator (gan_start 0.85), 7 whole images
     vq, metrics = train_vq(cfg, VQRecipe(steps=8, batch=2, restart_every=2), seed=0)
-    assert set(metrics) == {"psnr_db", "codebook_usage", "train_seconds"}
+    assert set(metrics) == {"psnr_db", "codebook_usage", "train_seconds", "step_seconds"}
     assert 0 < metrics["codebook_usage"] <= 1 and metrics["psnr_db"] > 0
+    assert 0 < metrics["step_seconds"] < metrics["train_seconds"]
     assert not vq.training
 
 
@@ -319,7 +320,8 @@ def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
     assert tuned and all(k.startswith(("decoder.", "post_quant_conv.")) for k in tuned)  # only the decoder moved
     metrics = json.loads((out / "training_metrics.json").read_text())
     assert metrics["vq"] == {"from": str(builtin_path("vq"))}
-    assert set(metrics["decoder"]) == {"before", "after", "train_seconds"}
+    assert set(metrics["decoder"]) == {"before", "after", "train_seconds", "step_seconds"}
+    assert set(metrics["stage_seconds"]) == {"vq", "tokens", "decoder", "t2i", "c2i"} and "budget" not in metrics
     table = metrics["tokens"]["canonical_codes"]
     assert sorted(table) == sorted(COLOURS) and all(0 <= c < shipped.codebook_size for c in table.values())
     assert 0.7 < metrics["tokens"]["targets_changed"] < 0.9  # every flat token: about four in five

@@ -24,6 +24,7 @@ from ..checkpoint import load_vq, save_model
 from ..config import GPTConfig, VQConfig
 from ..shapes.world import CLASS_NAMES, COLOUR_NAMES, HELD_OUT_TRIPLES
 from ..text_encoder import load_text_encoder
+from .budget import Budget, stage_costs
 from .data import vocabulary
 from .finetune_decoder import DecoderRecipe, finetune_decoder
 from .t5_folder import make_t5_folder, save_t5_folder
@@ -57,13 +58,114 @@ T2I_RECIPE = GPTRecipe(
 C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 
-def _scaled(recipe, scale: float):
+RECIPES = {"vq": VQ_RECIPE, "decoder": DECODER_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}
+PILOT_SCALE = 0.005  # the budget's pilot run: 110 VQ steps, 37 t2i steps, about 3 minutes here
+
+
+def _scaled(recipe, scale: float, compile: bool = True):
     steps = max(2, int(recipe.steps * scale))
     if hasattr(recipe, "scenes"):
         return replace(
-            recipe, steps=steps, scenes=max(256, int(recipe.scenes * scale)), warmup=min(recipe.warmup, steps // 2)
+            recipe,
+            steps=steps,
+            scenes=max(256, int(recipe.scenes * scale)),
+            warmup=min(recipe.warmup, steps // 2),
+            compile=recipe.compile and compile,
         )
     return replace(recipe, steps=steps)
+
+
+def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None = None, compile: bool = True) -> dict:
+    """Train every stage into out at plan's scales: one scale for all, or a Budget that picks each stage's
+    scale as it starts ('vq', 'tokens', 'decoder', 't2i', 'c2i') and hears how long it took. Returns (and
+    writes to training_metrics.json) the metrics."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    stage_seconds, recipes = {}, {}
+
+    def stage(name: str) -> float:
+        stage_seconds[name] = time.perf_counter()
+        return plan.scale(name) if isinstance(plan, Budget) else plan
+
+    def done(name: str) -> None:
+        stage_seconds[name] = round(time.perf_counter() - stage_seconds[name], 1)
+        if isinstance(plan, Budget):
+            plan.finished(name, stage_seconds[name])
+
+    if vq_file:
+        log.info("1/5 VQ tokenizer: %s", vq_file)
+        stage("vq")
+        vq, vq_metrics = load_vq(vq_file), {"from": str(vq_file)}
+    else:
+        log.info("1/5 VQ tokenizer")
+        recipes["vq"] = _scaled(VQ_RECIPE, stage("vq"))
+        vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=seed)
+    done("vq")
+
+    log.info("2/5 tokenising scenes")
+    scale = stage("tokens")
+    t2i_scenes, c2i_scenes = (_scaled(r, scale).scenes for r in (T2I_RECIPE, C2I_RECIPE))
+    t2i_pool, table = tokenize_scenes(vq, t2i_scenes, "t2i", seed=seed + 10, reading_order=T2I_RECIPE.reading_order)
+    c2i_pool, _ = tokenize_scenes(vq, c2i_scenes, "c2i", seed=seed + 20, table=table)
+    tokens = {
+        "seconds": round(time.perf_counter() - stage_seconds["tokens"], 1),
+        "scenes": len(t2i_pool.conds) + len(c2i_pool.conds),
+        "canonical_codes": dict(zip(COLOUR_NAMES, table.tolist(), strict=True)),
+        "targets_changed": round(float((t2i_pool.codes != t2i_pool.targets).float().mean()), 3),
+    }  # fmt: skip
+    done("tokens")
+
+    log.info("3/5 the VQ's decoder, on canonical codes")
+    recipes["decoder"] = _scaled(DECODER_RECIPE, stage("decoder"))
+    decoder_metrics = finetune_decoder(vq, table, recipes["decoder"], seed=seed + 30)
+    save_model(vq, out / "vq.safetensors")
+    done("decoder")
+
+    log.info("4/5 t2i GPT + T5 encoder")
+    recipes["t2i"] = replace(_scaled(T2I_RECIPE, stage("t2i"), compile), scenes=t2i_scenes)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=seed, **T5_SIZE)
+        te = load_text_encoder(Path(tmp) / "t5", max_length=TEXT_TOKENS)
+    t2i, t2i_metrics = train_t2i(T2I_CONFIG, te, t2i_pool, recipes["t2i"], seed=seed)
+    save_model(t2i, out / "gpt_t2i.safetensors")
+    if (out / "t5").exists():
+        shutil.rmtree(out / "t5")
+    save_t5_folder(out / "t5", te.model, te.tokenizer)
+    done("t2i")
+
+    log.info("5/5 c2i GPT")
+    recipes["c2i"] = replace(_scaled(C2I_RECIPE, stage("c2i"), compile), scenes=c2i_scenes)
+    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_pool, recipes["c2i"], seed=seed, init=t2i)
+    save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
+    done("c2i")
+
+    metrics = {
+        "vq": vq_metrics, "tokens": tokens, "decoder": decoder_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
+        "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": seed, "stage_seconds": stage_seconds,
+        "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def plan_budget(
+    minutes: float, cap: float, seed: int, vq_file: str | None, compile: bool, pilot_scale: float = PILOT_SCALE
+) -> Budget:
+    """Run the pilot (the pipeline at pilot_scale, into a temporary folder) and plan the run's scales;
+    the budget counts from now, the pilot included."""
+    start = time.perf_counter()
+    log.info("budget: a pilot run at scale %s measures the stages here", pilot_scale)
+    with tempfile.TemporaryDirectory() as tmp:
+        pilot = run_recipe(Path(tmp), seed, pilot_scale, vq_file, compile)
+    full_steps = {k: r.steps for k, r in RECIPES.items()}
+    costs = stage_costs(pilot, full_steps, T2I_RECIPE.scenes + C2I_RECIPE.scenes)
+    budget = Budget(costs, minutes * 60, cap=cap, start=start)
+    log.info(
+        "budget: pilot %.0f s; the recipe at scale %s would take %.0f s, the budget leaves %.0f s",
+        time.perf_counter() - start, cap, budget.estimate(cap), budget.deadline - time.perf_counter(),
+    )  # fmt: skip
+    return budget
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder (gptimg_core/builtin to replace the shipped model)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.01 for a smoke run)")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=90,
+        help="finish within this many minutes: a pilot run measures the stages here, and every stage's steps "
+        "shrink (never grow past --scale) to fit; 0: run the step counts as written",
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument(
         "--vq",
@@ -79,66 +188,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-compile", action="store_true", help="train the GPTs eager (slower; torch.compile needs g++)")
     a = ap.parse_args(argv)
+    if a.minutes < 0 or a.scale <= 0:
+        ap.error(f"--minutes must be >= 0 and --scale > 0, got {a.minutes} and {a.scale}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    recipes = {
-        k: _scaled(r, a.scale)
-        for k, r in {"vq": VQ_RECIPE, "decoder": DECODER_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}.items()
-    }
-    if a.no_compile:
-        recipes = {k: replace(r, compile=False) if k in ("t2i", "c2i") else r for k, r in recipes.items()}
-
-    if a.vq:
-        log.info("1/5 VQ tokenizer: %s", a.vq)
-        vq, vq_metrics = load_vq(a.vq), {"from": str(a.vq)}
-    else:
-        log.info("1/5 VQ tokenizer")
-        vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=a.seed)
-
-    log.info("2/5 tokenising scenes")
-    t1 = time.perf_counter()
-    t2i_pool, table = tokenize_scenes(
-        vq, recipes["t2i"].scenes, "t2i", seed=a.seed + 10, reading_order=recipes["t2i"].reading_order
-    )
-    c2i_pool, _ = tokenize_scenes(vq, recipes["c2i"].scenes, "c2i", seed=a.seed + 20, table=table)
-    tokens = {
-        "seconds": round(time.perf_counter() - t1, 1),
-        "canonical_codes": dict(zip(COLOUR_NAMES, table.tolist(), strict=True)),
-        "targets_changed": round(float((t2i_pool.codes != t2i_pool.targets).float().mean()), 3),
-    }  # fmt: skip
-
-    log.info("3/5 the VQ's decoder, on canonical codes")
-    decoder_metrics = finetune_decoder(vq, table, recipes["decoder"], seed=a.seed + 30)
-    save_model(vq, out / "vq.safetensors")
-
-    log.info("4/5 t2i GPT + T5 encoder")
-    with tempfile.TemporaryDirectory() as tmp:
-        make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=a.seed, **T5_SIZE)
-        te = load_text_encoder(Path(tmp) / "t5", max_length=TEXT_TOKENS)
-    t2i, t2i_metrics = train_t2i(T2I_CONFIG, te, t2i_pool, recipes["t2i"], seed=a.seed)
-    save_model(t2i, out / "gpt_t2i.safetensors")
-    if (out / "t5").exists():
-        shutil.rmtree(out / "t5")
-    save_t5_folder(out / "t5", te.model, te.tokenizer)
-
-    log.info("5/5 c2i GPT")
-    c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_pool, recipes["c2i"], seed=a.seed, init=t2i)
-    save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
-
-    metrics = {
-        "vq": vq_metrics, "tokens": tokens, "decoder": decoder_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
-        "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": a.seed,
-        "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
-        "threads": torch.get_num_threads(),
-    }  # fmt: skip
-    (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    budget = None
+    if a.minutes and a.scale > PILOT_SCALE:  # a run no bigger than the pilot needs no plan
+        try:
+            budget = plan_budget(a.minutes, a.scale, a.seed, a.vq, not a.no_compile)
+        except ValueError as e:
+            ap.error(str(e))
+    metrics = run_recipe(out, a.seed, budget or a.scale, a.vq, not a.no_compile)
+    if budget is not None:
+        metrics["budget"] = {
+            "minutes": a.minutes, "scales": {k: round(v, 4) for k, v in budget.scales.items()},
+            "total_seconds": round(time.perf_counter() - t0, 1),
+        }  # fmt: skip
+        (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
         "done in %.0f s: %s",
-        metrics["total_seconds"],
+        time.perf_counter() - t0,
         json.dumps({k: metrics[k] for k in ("vq", "decoder", "t2i", "c2i")}),
     )
     return 0

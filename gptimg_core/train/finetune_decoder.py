@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..shapes.world import COLOUR_NAMES
 from ..vq import VQModel
+from .budget import StepClock
 from .canonical import canonicalize, flat_colours
 from .data import text_batch, tokenizer_batch
 from .train_vq import cosine_lr, pixel_weights, psnr, reconstruction_loss
@@ -61,7 +62,7 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
     for p in train:
         p.requires_grad_(True)
     opt = torch.optim.Adam(train, lr=recipe.lr, betas=(0.9, 0.99))
-    t0 = time.perf_counter()
+    t0, clock = time.perf_counter(), StepClock()
     vq.train()
     try:
         for step in range(recipe.steps):
@@ -74,6 +75,7 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            clock.tick()
             if step % 200 == 0 or step == recipe.steps - 1:
                 log.info(
                     "decoder step %d/%d loss %.4f (%.0fs)", step, recipe.steps, loss.item(), time.perf_counter() - t0
@@ -82,8 +84,9 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
         vq.eval()
         for p, flag in flags.items():
             p.requires_grad_(flag)
-    seconds = round(time.perf_counter() - t0, 1)
-    return {"before": before, "after": evaluate_decoder(vq, table, seed + 1), "train_seconds": seconds}
+    seconds, step_seconds = round(time.perf_counter() - t0, 1), round(clock.mean(), 4)
+    after = evaluate_decoder(vq, table, seed + 1)
+    return {"before": before, "after": after, "train_seconds": seconds, "step_seconds": step_seconds}
 
 
 def _mixed_codes(vq: VQModel, x: Tensor, table: Tensor, share: float, g: torch.Generator) -> Tensor:

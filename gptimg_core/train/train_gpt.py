@@ -23,6 +23,7 @@ from ..generate import attention_mask
 from ..gpt import GPT
 from ..text_encoder import TextEncoder
 from ..vq import VQModel
+from .budget import StepClock
 from .canonical import canonical_codes, canonicalize, flat_colours
 from .data import class_batch, text_batch
 from .precision import cpu_autocast
@@ -179,7 +180,7 @@ def _fit(
     opt = _optimizer(params, recipe)
     g = torch.Generator().manual_seed(seed)
     parts = micro_slices(recipe.batch, recipe.micro_batch)
-    t0, losses = time.perf_counter(), []
+    t0, losses, clock = time.perf_counter(), [], StepClock()
     for step in range(recipe.steps):
         for group in opt.param_groups:
             group["lr"] = _lr(recipe, step)
@@ -194,6 +195,7 @@ def _fit(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(total)
+        clock.tick()
         if step % 100 == 0 or step == recipe.steps - 1:
             log.info(
                 "%s step %d/%d loss %.3f (%.0fs)",
@@ -203,7 +205,11 @@ def _fit(
                 np.mean(losses[-50:]),
                 time.perf_counter() - t0,
             )
-    return {"final_loss": round(float(np.mean(losses[-100:])), 3), "train_seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "final_loss": round(float(np.mean(losses[-100:])), 3),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "step_seconds": round(clock.mean(), 4),
+    }
 
 
 def train_t2i(cfg: GPTConfig, te: TextEncoder, pool: TokenPool, recipe: GPTRecipe, seed: int = 0) -> tuple[GPT, dict]:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..config import VQConfig
 from ..vq import VQModel
+from .budget import StepClock
 from .data import text_batch, tokenizer_batch
 from .discriminator import PatchDiscriminator, d_hinge, g_hinge
 from .precision import cpu_autocast
@@ -105,7 +106,7 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
     opt_d = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     used = torch.zeros(cfg.codebook_size, dtype=torch.bool)
     gan_from = int(recipe.steps * recipe.gan_start)
-    t0 = time.perf_counter()
+    t0, clock = time.perf_counter(), StepClock()
     for step in range(recipe.steps):
         lr = cosine_lr(recipe.lr, step, recipe.steps)
         for g in opt.param_groups + opt_d.param_groups:
@@ -136,6 +137,7 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
         if (step + 1) % recipe.restart_every == 0 and step < 0.8 * recipe.steps:
             _restart_dead(vq, z.detach().float(), used)
             used.zero_()
+        clock.tick()
         if step % 100 == 0 or step == recipe.steps - 1:
             log.info(
                 "vq step %d/%d rec %.4f q %.4f psnr %.1f (%.0fs)",
@@ -147,7 +149,9 @@ def train_vq(cfg: VQConfig, recipe: VQRecipe, seed: int = 0) -> tuple[VQModel, d
                 time.perf_counter() - t0,
             )
     vq.eval()
+    step_seconds = clock.mean()
     metrics = evaluate_vq(vq, seed + 1)
+    metrics["step_seconds"] = round(step_seconds, 4)
     metrics["train_seconds"] = round(time.perf_counter() - t0, 1)
     return vq, metrics
 
