@@ -7,7 +7,7 @@ import pytest
 from gptimg_core.builtin import builtin_path
 from gptimg_core.train.__main__ import main as train_main
 from gptimg_core.train.__main__ import plan_budget, run_recipe
-from gptimg_core.train.budget import MARGIN, Budget, StageCost, StepClock, stage_costs
+from gptimg_core.train.budget import RESERVE, Budget, StageCost, StepClock, stage_costs
 
 
 class Clock:
@@ -61,12 +61,11 @@ def test_budget_shrinks_every_stage_by_one_scale_to_fit():
     clock = Clock()
     budget = Budget(costs, seconds=1_000, clock=clock)
     s = budget.scale("a")
-    assert s == pytest.approx((1_000 * MARGIN - 30) / 3_000)
+    assert s == pytest.approx((1_000 * (1 - RESERVE) - 30) / 3_000)
     clock.now = costs["a"].at(s)  # stage a took what was estimated
     budget.finished("a", clock.now)
-    later = budget.scale("b")
-    assert later == pytest.approx(s, rel=0.05)  # the same scale, a little more: the margin is on what is left
-    assert clock.now + costs["b"].at(later) == pytest.approx(clock.now + (1_000 - clock.now) * MARGIN)
+    assert budget.scale("b") == pytest.approx(s)
+    assert clock.now + costs["b"].at(s) == pytest.approx(1_000 * (1 - RESERVE))
 
 
 def test_budget_shrinks_the_later_stages_when_a_stage_ran_slow():
@@ -78,7 +77,18 @@ def test_budget_shrinks_the_later_stages_when_a_stage_ran_slow():
     budget.finished("a", clock.now)
     later = budget.scale("b")
     assert later < 0.75 * s
-    assert clock.now + 1.5 * costs["b"].at(later) == pytest.approx(clock.now + (1_000 - clock.now) * MARGIN)
+    assert clock.now + 1.5 * costs["b"].at(later) == pytest.approx(1_000 * (1 - RESERVE))
+
+
+def test_budget_runs_a_late_stage_at_its_smallest_scale_and_says_it_overruns(caplog):
+    costs = {"a": StageCost(0, 1_000), "b": StageCost(0, 1_000)}
+    clock = Clock()
+    budget = Budget(costs, seconds=1_000, clock=clock)
+    budget.scale("a")
+    clock.now = 990.0  # stage a took nearly all of it
+    budget.finished("a", clock.now)
+    assert budget.scale("b") == budget.floor == 0.1
+    assert "b needs more time than is left" in caplog.text
 
 
 def test_budget_never_scales_past_the_cap():
@@ -106,7 +116,7 @@ def test_recipe_in_a_budget_shrinks_its_steps_and_keeps_to_its_minutes(tmp_path)
     assert took < 75 * 1.05, metrics["stage_seconds"]
 
 
-def test_train_command_rejects_a_budget_it_cannot_keep(tmp_path, capsys):
+def test_train_command_rejects_negative_minutes(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_main(["--out", str(tmp_path), "--minutes", "-1"])
     assert "--minutes must be >= 0" in capsys.readouterr().err

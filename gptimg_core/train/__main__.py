@@ -3,8 +3,11 @@
 VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> the VQ's
 decoder fine-tuned to draw from canonical codes (finetune_decoder.py) -> t2i GPT + tiny T5 (jointly)
 -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
-training_metrics.json. Measured minutes on a free 2-core CPU with native bf16, and how they vary: see
-MODEL_CARD.md. `--vq FILE` starts from a trained VQ and skips its 32 minutes.
+training_metrics.json. `--minutes 90` (the default) keeps the run within 90 minutes on any machine: a
+pilot measures the stages here and every step count shrinks as far as needed (budget.py); on a fast
+enough machine nothing shrinks. `--minutes 0` runs the step counts as written. Measured minutes on a
+2-core CPU, and how they vary from day to day: MODEL_CARD.md. `--vq FILE` starts from a trained VQ and
+skips stage 1.
 """
 
 from __future__ import annotations
@@ -161,6 +164,10 @@ def plan_budget(
     full_steps = {k: r.steps for k, r in RECIPES.items()}
     costs = stage_costs(pilot, full_steps, T2I_RECIPE.scenes + C2I_RECIPE.scenes)
     budget = Budget(costs, minutes * 60, cap=cap, start=start)
+    log.info(
+        "budget: seconds per stage, fixed + at scale 1: %s",
+        {k: (round(c.fixed), round(c.per_scale)) for k, c in costs.items()},
+    )
     log.info(
         "budget: pilot %.0f s; the recipe at scale %s would take %.0f s, the budget leaves %.0f s",
         time.perf_counter() - start, cap, budget.estimate(cap), budget.deadline - time.perf_counter(),
