@@ -62,7 +62,7 @@ C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 
 RECIPES = {"vq": VQ_RECIPE, "decoder": DECODER_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}
-PILOT_SCALE = 0.005  # the budget's pilot run: 110 VQ steps, 37 t2i steps, about 3 minutes here
+PILOT_SCALE = 0.005  # the budget's pilot run: 110 VQ steps, 37 t2i steps; 76 s here on a slow day
 
 
 def _scaled(recipe, scale: float, compile: bool = True):
