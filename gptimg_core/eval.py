@@ -271,13 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder)
     m.sampling = sampling
-    parts = {"text": eval_text, "class": eval_class, "inpaint": eval_inpaint, "reconstruction": eval_reconstruction}
-    parts["binding"] = eval_binding
+    parts = {
+        "text": eval_text, "class": eval_class, "inpaint": eval_inpaint, "reconstruction": eval_reconstruction,
+        "binding": eval_binding,
+    }  # fmt: skip
     if a.dev:
         sets = DEV_SETS
     else:
-        sizes = {"text": a.n, "class": max(48, a.n // 3), "inpaint": max(16, a.n // 5), "reconstruction": a.n}
-        sizes["binding"] = max(64, a.n // 2)
+        sizes = {
+            "text": a.n, "class": max(48, a.n // 3), "inpaint": max(16, a.n // 5), "reconstruction": a.n,
+            "binding": max(64, a.n // 2),
+        }  # fmt: skip
         sets = {k: [(sizes[k], a.seed + i)] for i, k in enumerate(parts)}
     tally = Tally()
     for k, runs in sets.items():

@@ -1,0 +1,45 @@
+"""The evaluation command (`python -m gptimg_core.eval`): its options and its report."""
+
+import json
+
+import pytest
+
+from gptimg_core.builtin import BUILTIN_SAMPLING
+from gptimg_core.eval import DEV_SETS, main, parse_sampling
+
+
+def test_sampling_overrides_change_one_setting_of_a_copy():
+    out = parse_sampling(["t2i.cfg_scale=3", "c2i.top_k=8"], BUILTIN_SAMPLING)
+    assert out["t2i"]["cfg_scale"] == 3.0 and out["c2i"]["top_k"] == 8 and isinstance(out["c2i"]["top_k"], int)
+    assert out["t2i"]["temperature"] == BUILTIN_SAMPLING["t2i"]["temperature"]
+    assert BUILTIN_SAMPLING["t2i"]["cfg_scale"] == 2.0  # the defaults are untouched
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("t2i.cfgscale=3", r"expected MODEL.SETTING=VALUE .*'cfg_scale'.*got 't2i.cfgscale=3'"),
+        ("cfg_scale=3", r"MODEL one of \['c2i', 't2i'\]"),
+        ("t2i.top_k=many", r"t2i.top_k takes a number, got 'many'"),
+    ],
+)
+def test_bad_sampling_overrides_name_what_is_expected(item, message):
+    with pytest.raises(ValueError, match=message):
+        parse_sampling([item], BUILTIN_SAMPLING)
+
+
+def test_dev_sets_do_not_reuse_the_evaluation_seeds():
+    dev_seeds = {seed for runs in DEV_SETS.values() for _, seed in runs}
+    assert not dev_seeds & set(range(1234, 1234 + len(DEV_SETS)))
+
+
+def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
+    out = tmp_path / "rates.json"
+    assert main(["--n", "16", "--sampling", "t2i.top_k=5", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["sampling"]["t2i"]["top_k"] == 5
+    assert report["sets"]["text"] == [[16, 1234]]
+    rates = report["rates"]
+    assert rates["inpaint: tokens outside the mask unchanged"]["rate"] == 1.0
+    assert rates["class: colour+shape"]["n"] == 48
+    assert 0.0 <= rates["two objects: each object found"]["rate"] <= 1.0
