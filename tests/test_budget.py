@@ -91,6 +91,15 @@ def test_budget_runs_a_late_stage_at_its_smallest_scale_and_says_it_overruns(cap
     assert "b needs more time than is left" in caplog.text
 
 
+def test_budget_reports_its_minutes_scales_and_time_so_far():
+    clock = Clock()
+    clock.now = 50.0
+    budget = Budget({"a": StageCost(0, 100)}, seconds=600, start=20.0, clock=clock)
+    budget.scale("a")
+    clock.now = 170.0
+    assert budget.report() == {"minutes": 10.0, "scales": {"a": 1.0}, "total_seconds": 150.0}
+
+
 def test_budget_never_scales_past_the_cap():
     budget = Budget({"a": StageCost(0, 10)}, seconds=1_000, cap=0.3, clock=Clock())
     assert budget.scale("a") == 0.3
@@ -114,6 +123,8 @@ def test_recipe_in_a_budget_shrinks_its_steps_and_keeps_to_its_minutes(tmp_path)
     assert all(0.002 <= budget.scales[k] < 0.02 for k in ("tokens", "decoder", "t2i", "c2i"))
     assert metrics["recipes"]["t2i"]["steps"] == int(7500 * budget.scales["t2i"])
     assert took < 75 * 1.05, metrics["stage_seconds"]
+    assert metrics["budget"]["scales"] == {k: round(v, 4) for k, v in budget.scales.items()}
+    assert metrics["budget"]["minutes"] == 1.25 and metrics["budget"]["total_seconds"] == pytest.approx(took, abs=1.0)
 
 
 def test_train_command_rejects_negative_minutes(tmp_path, capsys):

@@ -367,7 +367,16 @@ def test_checker_rejects_empty_image() -> None:
     spec = parse_prompt("a red circle on a blue background")
     empty = np.broadcast_to(np.array(COLOURS["blue"], dtype=np.uint8), (64, 64, 3)).copy()
     r = check(spec, empty)
-    assert r.background and not r.objects and not r.count and not r.ok
+    assert r.background and not r.objects and not r.count and not r.ok and r.matched == 0
+
+
+def test_checker_counts_the_asked_objects_it_matched(scenes) -> None:
+    """A pair scene drawn whole matches both asked objects; drawn with one of them left out, one."""
+    spec, scene, img = next(t for t in scenes if len(t[0].objects) == 2)
+    assert check(spec, img).matched == 2
+    alone = dataclasses.replace(scene, objects=scene.objects[:1])
+    r = check(spec, render(alone))
+    assert r.matched == 1 and not r.count and not r.objects
 
 
 def test_checker_checks_arguments() -> None:

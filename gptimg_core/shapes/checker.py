@@ -63,6 +63,7 @@ class CheckResult:
     position: bool | None
     count: bool
     ok: bool
+    matched: int = 0  # asked objects found with their colour and shape (the best assignment)
 
 
 def analyze(image: np.ndarray) -> Analysis:
@@ -107,7 +108,8 @@ def check(spec: SceneSpec, image: np.ndarray) -> CheckResult:
     count = len(det) == len(asked)
     objects = colour and shape
     ok = background and objects and count and size is not False and position is not False
-    return CheckResult(background, objects, colour, shape, size, position, count, ok)
+    matched = sum(o.colour == d.colour and o.shape == d.shape for o, d in pairs)
+    return CheckResult(background, objects, colour, shape, size, position, count, ok, matched)
 
 
 def _assignments(n_asked: int, n_found: int) -> list[tuple[int | None, ...]]:

@@ -84,14 +84,14 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
     writes to training_metrics.json) the metrics."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    stage_seconds, recipes = {}, {}
+    started, stage_seconds, recipes = {}, {}, {}
 
     def stage(name: str) -> float:
-        stage_seconds[name] = time.perf_counter()
+        started[name] = time.perf_counter()
         return plan.scale(name) if isinstance(plan, Budget) else plan
 
     def done(name: str) -> None:
-        stage_seconds[name] = round(time.perf_counter() - stage_seconds[name], 1)
+        stage_seconds[name] = round(time.perf_counter() - started[name], 1)
         if isinstance(plan, Budget):
             plan.finished(name, stage_seconds[name])
 
@@ -111,7 +111,6 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
     t2i_pool, table = tokenize_scenes(vq, t2i_scenes, "t2i", seed=seed + 10, reading_order=T2I_RECIPE.reading_order)
     c2i_pool, _ = tokenize_scenes(vq, c2i_scenes, "c2i", seed=seed + 20, table=table)
     tokens = {
-        "seconds": round(time.perf_counter() - stage_seconds["tokens"], 1),
         "scenes": len(t2i_pool.conds) + len(c2i_pool.conds),
         "canonical_codes": dict(zip(COLOUR_NAMES, table.tolist(), strict=True)),
         "targets_changed": round(float((t2i_pool.codes != t2i_pool.targets).float().mean()), 3),
@@ -148,6 +147,8 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
         "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),
     }  # fmt: skip
+    if isinstance(plan, Budget):
+        metrics["budget"] = plan.report()
     (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -209,12 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             ap.error(str(e))
     metrics = run_recipe(out, a.seed, budget or a.scale, a.vq, not a.no_compile)
-    if budget is not None:
-        metrics["budget"] = {
-            "minutes": a.minutes, "scales": {k: round(v, 4) for k, v in budget.scales.items()},
-            "total_seconds": round(time.perf_counter() - t0, 1),
-        }  # fmt: skip
-        (out / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
         "done in %.0f s: %s",
         time.perf_counter() - t0,

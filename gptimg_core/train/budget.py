@@ -89,8 +89,9 @@ class Budget:
         start: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.costs, self.cap, self.clock = dict(costs), cap, clock
-        self.deadline = (clock() if start is None else start) + seconds * (1 - RESERVE)
+        self.costs, self.cap, self.clock, self.seconds = dict(costs), cap, clock, seconds
+        self.start = clock() if start is None else start
+        self.deadline = self.start + seconds * (1 - RESERVE)
         self.predicted = self.observed = 0.0  # estimated and measured seconds of the finished stages
         self.scales: dict[str, float] = {}
         self.floor = SMALLEST * cap
@@ -138,3 +139,11 @@ class Budget:
         """Record the stage's measured seconds against its estimate at the scale it ran at."""
         self.predicted += self.costs[stage].at(self.scales[stage])
         self.observed += seconds
+
+    def report(self) -> dict:
+        """What training_metrics.json records of the plan: the budget, each stage's scale, the time so far."""
+        return {
+            "minutes": round(self.seconds / 60, 2),
+            "scales": {k: round(v, 4) for k, v in self.scales.items()},
+            "total_seconds": round(self.clock() - self.start, 1),
+        }
