@@ -83,13 +83,27 @@ class Models:
         return to_uint8(self.vq.decode(codes))
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def load_builtin(
-    gpt_t2i: str | None = None, gpt_c2i: str | None = None, vq: str | None = None, te: str | None = None
+    gpt_t2i: str | None = None,
+    gpt_c2i: str | None = None,
+    vq: str | None = None,
+    te: str | None = None,
+    *,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> Models:
-    t2i = load_gpt(gpt_t2i or builtin_path("t2i"))
+    """The models to evaluate (the built-in ones unless paths are given); the GPTs and the T5 in dtype,
+    the VQ in fp32, as the nodes load them."""
+    t2i = load_gpt(gpt_t2i or builtin_path("t2i"), device=device, dtype=dtype)
     return Models(
-        t2i=t2i, c2i=load_gpt(gpt_c2i or builtin_path("c2i")), vq=load_vq(vq or builtin_path("vq")),
-        te=load_text_encoder(te or builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num),
+        t2i=t2i, c2i=load_gpt(gpt_c2i or builtin_path("c2i"), device=device, dtype=dtype),
+        vq=load_vq(vq or builtin_path("vq"), device=device),
+        te=load_text_encoder(
+            te or builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num, device=device, dtype=dtype
+        ),
     )  # fmt: skip
 
 
@@ -263,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         "--sampling", action="append", default=[], metavar="MODEL.SETTING=VALUE", help="e.g. t2i.cfg_scale=3"
     )
     ap.add_argument("--json", help="also write the rates to this file")
+    ap.add_argument("--device", default="cpu", help="e.g. cuda")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="of the GPTs and the T5 (the VQ: fp32)")
     for name in ("gpt-t2i", "gpt-c2i", "vq", "text-encoder"):
         ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
     a = ap.parse_args(argv)
@@ -272,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     t0 = time.perf_counter()
-    m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder)
+    m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder, device=a.device, dtype=DTYPES[a.dtype])
     m.sampling = sampling
     parts = {
         "text": eval_text, "class": eval_class, "inpaint": eval_inpaint, "reconstruction": eval_reconstruction,
@@ -296,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:<{width}}  {100 * v['rate']:5.1f}%  (n={v['n']})")
     print(f"evaluated in {time.perf_counter() - t0:.0f} s, sampling {m.sampling}", file=sys.stderr)
     if a.json:
-        report = {"rates": rates, "sampling": m.sampling, "sets": sets}
+        report = {"rates": rates, "sampling": m.sampling, "sets": sets, "device": a.device, "dtype": a.dtype}
         Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -3,10 +3,12 @@
 import copy
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from gptimg_core.builtin import BUILTIN_SAMPLING
-from gptimg_core.eval import DEV_SETS, main, parse_sampling
+from gptimg_core.eval import DEV_SETS, load_builtin, main, parse_sampling
 
 
 def test_sampling_overrides_change_one_setting_of_a_copy():
@@ -41,9 +43,28 @@ def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
     report = json.loads(out.read_text())
     assert report["sampling"]["t2i"]["top_k"] == 5
     assert report["sets"]["text"] == [[16, 1234]]
+    assert (report["device"], report["dtype"]) == ("cpu", "fp32")
     rates = report["rates"]
     assert rates["inpaint: tokens outside the mask unchanged"]["rate"] == 1.0
     assert rates["class: colour+shape"]["n"] == 48
     pairs = rates["two objects: both right"]["n"]
     assert rates["two objects: each object found"]["n"] == 2 * pairs  # each pair prompt asks for two objects
     assert rates["two objects: exactly two drawn"]["n"] == pairs
+
+
+def test_eval_loads_the_gpts_and_t5_in_the_asked_dtype_and_generates_with_them():
+    m = load_builtin(dtype=torch.bfloat16)
+    dtypes = {m.t2i.tok_embeddings.weight.dtype, m.c2i.tok_embeddings.weight.dtype, m.te.dtype}
+    assert dtypes == {torch.bfloat16}
+    assert next(m.vq.parameters()).dtype == torch.float32  # decoded in fp32, as the nodes do
+    with torch.no_grad():
+        images = m.text(
+            ["a red circle on a blue background", "a small green star in the top left on a white background"], 0
+        )
+    assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+
+
+def test_eval_rejects_an_unknown_dtype(capsys):
+    with pytest.raises(SystemExit):
+        main(["--n", "16", "--dtype", "fp8"])
+    assert "--dtype: invalid choice: 'fp8'" in capsys.readouterr().err

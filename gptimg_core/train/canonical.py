@@ -35,7 +35,8 @@ def flat_colours(pixels: Tensor, patch: int) -> Tensor:
 def canonical_codes(codes: Tensor, colours: Tensor) -> Tensor:
     """The commonest code of each palette colour's flat tokens -> (8,) long; -1 for a colour with
     none. codes and colours (n, N) or (n, h, w), colours as from flat_colours."""
-    table = torch.full((len(COLOUR_NAMES),), -1, dtype=torch.long)
+    table = torch.full((len(COLOUR_NAMES),), -1, dtype=torch.long, device=codes.device)
+    colours = colours.to(codes.device)
     for c in range(len(COLOUR_NAMES)):
         seen = codes[colours == c]
         if len(seen):
@@ -47,5 +48,6 @@ def canonicalize(codes: Tensor, colours: Tensor, table: Tensor) -> Tensor:
     """codes with every flat token replaced by its colour's entry in table (a new tensor)."""
     if codes.shape != colours.shape:
         raise ValueError(f"canonicalize: codes {tuple(codes.shape)} and colours {tuple(colours.shape)} differ in shape")
+    colours, table = colours.to(codes.device), table.to(codes.device)  # colours come from pixels, often on the CPU
     canon = table[colours.clamp(min=0)]  # (same shape) the colour's code, junk where colours is -1
     return torch.where((colours >= 0) & (canon >= 0), canon, codes)
