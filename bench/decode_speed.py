@@ -1,10 +1,11 @@
-"""Decode speed of a GPT-B-sized c2i model (random weights, 256 tokens, CFG 4, fp32) on CPU.
+"""Decode speed of a GPT-B-sized c2i model (random weights, 256 tokens, CFG 4) on CPU or a GPU.
 
 Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4,
-the same for a baseline (plain `F.linear` layout, as LlamaGen runs), and the memory-bandwidth floor
-(weight bytes read per step / measured read bandwidth).
+the same for a baseline (plain `F.linear` layout, as LlamaGen runs; on a GPU both are F.linear, so the
+baseline is left out), and the memory-bandwidth floor (weight bytes read per step / measured read
+bandwidth).
 
-    python bench/decode_speed.py [--threads 2] [--preset B]
+    python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16]
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from gptimg_core import GPT, GPTConfig, generate
 from gptimg_core import gpt as gpt_module
 from gptimg_core.config import GPT_PRESETS
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def read_bandwidth(device: torch.device, gib: float = 1.0, repeats: int = 5) -> float:
     """Bytes/s of streaming reads of a buffer much larger than the caches (best of `repeats`)."""
-    x = torch.ones(int(gib * 2**30) // 4)
+    x = torch.ones(int(gib * 2**30) // 4, device=device)
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         x.sum()
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return x.numel() * 4 / best
 
@@ -41,15 +51,20 @@ def time_generation(gpt: GPT, batch: int) -> tuple[float, float]:
     steps: list[float] = []
     last = [0.0]
 
+    device = gpt.tok_embeddings.weight.device
+
     def tick(step: int, total: int, tokens: torch.Tensor) -> None:
+        sync(device)
         now = time.perf_counter()
         if step > 1:
             steps.append(now - last[0])
         last[0] = now
 
     cond = torch.arange(batch) % gpt.cfg.num_classes
+    sync(device)
     t = time.perf_counter()
     generate(gpt, cond, cfg_scale=4.0, top_k=0, generator=torch.Generator().manual_seed(0), callback=tick)
+    sync(device)
     total = time.perf_counter() - t
     steps.sort()
     return total / batch, 1000 * steps[len(steps) // 2]
@@ -59,21 +74,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--preset", default="B", choices=sorted(GPT_PRESETS))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
     dim, n_layer, n_head = GPT_PRESETS[a.preset]
     cfg = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, block_size=256, model_type="c2i", num_classes=1000)
     torch.manual_seed(0)
-    gpt = GPT(cfg).eval()
-    floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth()
-    print(f"GPT-{a.preset} c2i, 256 tokens, cfg 4 (batch doubled), fp32, {a.threads} threads")
+    gpt = GPT(cfg).eval().to(device=device, dtype=DTYPES[a.dtype])
+    floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth(device)
+    where = f"{a.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    print(f"GPT-{a.preset} c2i, 256 tokens, cfg 4 (batch doubled), {a.dtype}, {where}")
     print(
         f"floor: {weight_bytes_per_step(gpt) / 1e6:.0f} MB of weights per step / measured bandwidth = {floor_ms:.1f} ms/step"
     )
     time_generation(gpt, 1)  # warm-up
     results = {}
     few_rows = gpt_module._FEW_ROWS
-    for name, rows in (("gptimg", few_rows), ("baseline F.linear", 0)):
+    variants = (("gptimg", few_rows), ("baseline F.linear", 0)) if device.type == "cpu" else (("gptimg", few_rows),)
+    for name, rows in variants:
         gpt_module._FEW_ROWS = rows
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
@@ -81,7 +101,7 @@ def main() -> None:
     print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'x floor':>9}")
     for (name, batch), (s_img, ms) in results.items():
         print(f"{name:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{ms / floor_ms:>9.2f}")
-    for batch in (1, 4):
+    for batch in (1, 4) if device.type == "cpu" else ():
         ours, base = results[("gptimg", batch)], results[("baseline F.linear", batch)]
         print(f"batch {batch}: baseline / gptimg = {base[1] / ours[1]:.2f}x per step")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gptimg_core import generate
-from gptimg_core.generate import attention_mask
+from gptimg_core.generate import attention_mask, decode_attention
 from gptimg_core.sampling import SamplingOptions, filter_logits
 
 from tiny import caption, tiny_gpt
@@ -164,3 +164,14 @@ def test_callback_reports_progress_and_cancel_leaves_model_usable():
 def test_bad_inputs_are_named(kind, kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         generate(tiny_gpt(kind), **kwargs)
+
+
+def test_decode_loops_on_cuda_leave_out_cudnn_attention_and_restore_the_settings():
+    # the flags only: no GPU is needed to set them (what the choice buys is measured in bench/decode_speed.py)
+    before = (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled())
+    with decode_attention(torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()) == before
+    with decode_attention(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before[0]  # the CPU path changes nothing
