@@ -2,16 +2,17 @@
 # The CUDA path on a machine with a GPU: decode speed of a GPT-B (fp32, bf16, fp16) against the
 # bandwidth floor, the built-in model's evaluation in each precision on the GPU (the same seeds as on
 # the CPU, so the rates compare with the README's), and the README's main job on the GPU.
-#   bash bench/cuda_check.sh [OUTDIR]
+#   [DTYPES="fp32 bf16"] bash bench/cuda_check.sh [OUTDIR]
 set -euo pipefail
 out=${1:-cuda_check}
+dtypes=${DTYPES:-fp32 bf16 fp16}
 mkdir -p "$out"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
-for dtype in fp32 bf16 fp16; do
+for dtype in $dtypes; do
   python3 bench/decode_speed.py --device cuda --dtype "$dtype"
 done
-for dtype in fp32 bf16 fp16; do
+for dtype in $dtypes; do
   python3 -m gptimg_core.eval --device cuda --dtype "$dtype" --json "$out/eval_cuda_$dtype.json"
 done
 time python3 -m gptimg_core generate --device cuda --prompt "a red circle on a blue background" --out "$out/cuda.png"
