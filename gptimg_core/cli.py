@@ -200,12 +200,12 @@ def cmd_info(a: argparse.Namespace) -> None:
     print(json.dumps(info, indent=2))
 
 
+@torch.no_grad()  # not set_grad_enabled(False): a caller's grad mode comes back on return
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    torch.set_grad_enabled(False)
     try:
         if a.command == "generate":
             cmd_generate(a)

@@ -268,6 +268,7 @@ def parse_sampling(items: list[str], sampling: dict[str, dict[str, float]]) -> d
     return out
 
 
+@torch.no_grad()  # not set_grad_enabled(False): a caller's grad mode comes back on return
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gptimg_core.eval", description=__doc__)
     ap.add_argument("--n", type=int, default=300, help="text prompts (class ids and inpaint cases scale with it)")
@@ -282,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("gpt-t2i", "gpt-c2i", "vq", "text-encoder"):
         ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
     a = ap.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
         sampling = parse_sampling(a.sampling, BUILTIN_SAMPLING)
     except ValueError as e:

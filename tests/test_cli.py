@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gptimg_core.builtin import BUILTIN_SAMPLING
@@ -38,6 +39,7 @@ def models(tmp_path_factory):
 
 def test_info_describes_llamagen_and_converted_files(models, capsys):
     assert main(["info", str(PARITY / "vq.pt")]) == 0
+    assert torch.is_grad_enabled()  # main ran without autograd and gave the caller's grad mode back
     vq = json.loads(capsys.readouterr().out)
     assert vq["kind"] == "vq" and vq["config (inferred)"]["ch_mult"] == [1, 1, 2, 2]
     assert main(["info", str(models / "c2i.safetensors")]) == 0

@@ -44,6 +44,7 @@ def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
     assert report["sampling"]["t2i"]["top_k"] == 5
     assert report["sets"]["text"] == [[16, 1234]]
     assert (report["device"], report["dtype"]) == ("cpu", "fp32")
+    assert torch.is_grad_enabled()  # the caller's grad mode is back (training later in the process needs it)
     rates = report["rates"]
     assert rates["inpaint: tokens outside the mask unchanged"]["rate"] == 1.0
     assert rates["class: colour+shape"]["n"] == 48
