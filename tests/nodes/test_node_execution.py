@@ -3,6 +3,8 @@ are thin (the same numbers as calling gptimg_core directly)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -123,17 +125,23 @@ def keep_fraction(before, after):
 
 
 def test_token_inpaint_keeps_unmasked_tokens_exactly(comfy, loaded, t2i_cond, picture):
-    tokens, _ = picture
+    generated, _ = picture
     mask = torch.zeros(1, 64, 64)
     mask[:, 20:44, 8:30] = 1.0  # token rows 2..5, columns 1..3
+    redo = torch.zeros(8, 8, dtype=torch.bool)
+    redo[2:6, 1:4] = True
+    # the hole holds junk (12 distinct codes) that the fill must replace: the model's own tokens for this
+    # prompt could come back unchanged, as a confident model draws them again
+    junk = torch.arange(12) * 37 + 5
+    codes = generated.codes.clone()
+    codes[0][redo] = junk
+    tokens = dataclasses.replace(generated, codes=codes)
     (out,), ui = comfy.run(
         "GPTImgTokenInpaint", model=loaded["t2i"], tokens=tokens, mask=mask, positive=t2i_cond, mask_mode="any",
         threshold=0.5, grow=0, candidates=2, passes=1, **SAMPLING,
     )  # fmt: skip
-    redo = torch.zeros(8, 8, dtype=torch.bool)
-    redo[2:6, 1:4] = True
     assert torch.equal(out.codes[0][~redo], tokens.codes[0][~redo])
-    assert not torch.equal(out.codes[0][redo], tokens.codes[0][redo])
+    assert (out.codes[0][redo] != junk).sum() >= 6  # filled, not passed through
     assert out.vq_id == tokens.vq_id and out.downsample == 8
     (grid,) = ui["gptimg_grid"]
     assert (grid["h"], grid["w"], grid["downsample"]) == (8, 8, 8) and len(grid["coverage"]) == 64
@@ -159,10 +167,12 @@ def test_variations_keep_the_top_rows(comfy, loaded, t2i_cond, picture):
     tokens, _ = picture
     (out,), _ = comfy.run(
         "GPTImgVariations", model=loaded["t2i"], tokens=tokens, positive=t2i_cond, keep_rows=3, batch_size=3,
-        **SAMPLING,
+        **{**SAMPLING, "cfg": 1.0, "temperature": 2.0},
     )  # fmt: skip
     assert out.codes.shape == (3, 8, 8)
     assert torch.equal(out.codes[:, :3], tokens.codes[:, :3].expand(3, -1, -1))
+    # each variation draws its own tokens (flat sampling: at CFG 4 the built-in model completes a
+    # background-only remainder with the same canonical codes every time)
     assert len({tuple(c.flatten().tolist()) for c in out.codes}) == 3
 
 
