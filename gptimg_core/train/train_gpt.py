@@ -128,17 +128,20 @@ def _lr(recipe: GPTRecipe, step: int) -> float:
 
 def _optimizers(params: list[Tensor], hidden: list[Tensor], recipe: GPTRecipe) -> list[torch.optim.Optimizer]:
     """AdamW for params (weight decay on matrices only); with recipe.muon, Muon for the hidden ones (its
-    learning rate recipe.muon_lr_scale times AdamW's)."""
+    learning rate recipe.muon_lr_scale times AdamW's). Each param group's "lr_scale" is its learning rate
+    over the schedule's."""
     muon = {id(p) for p in hidden} if recipe.muon else set()
     rest = [p for p in params if id(p) not in muon]
     groups = [
-        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": recipe.weight_decay},
-        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
     ]
     opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.95))]
     if muon:
         hidden_params = [p for p in params if id(p) in muon]
-        opts.append(Muon(hidden_params, lr=recipe.lr * recipe.muon_lr_scale, weight_decay=recipe.weight_decay))
+        muon_opt = Muon(hidden_params, lr=recipe.lr * recipe.muon_lr_scale, weight_decay=recipe.weight_decay)
+        muon_opt.param_groups[0]["lr_scale"] = recipe.muon_lr_scale
+        opts.append(muon_opt)
     return opts
 
 
@@ -205,9 +208,8 @@ def _fit(
     t0, losses, clock = time.perf_counter(), [], StepClock()
     for step in range(recipe.steps):
         for opt in opts:
-            scale = recipe.muon_lr_scale if isinstance(opt, Muon) else 1.0
             for group in opt.param_groups:
-                group["lr"] = scale * _lr(recipe, step)
+                group["lr"] = group["lr_scale"] * _lr(recipe, step)
         loss_on = draw(g)
         for opt in opts:
             opt.zero_grad(set_to_none=True)
