@@ -21,6 +21,8 @@ from .vq import VQModel
 log = logging.getLogger(__name__)
 
 FORMAT = "gptimg"  # safetensors metadata "format" of files we write
+# The weight precisions loaders take, by the names users pick (node inputs, --dtype flags).
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # Buffers some LlamaGen files carry that are not weights.
 _DROP = re.compile(r"(^|\.)(freqs_cis|causal_mask|kv_cache\.[kv]_cache|codebook_used)$")

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .builtin import BUILTIN_SAMPLING, builtin_path
-from .checkpoint import load_gpt, load_vq
+from .checkpoint import DTYPES, load_gpt, load_vq
 from .conditioning import prepare_condition
 from .editing import inpaint, pixel_mask_to_tokens, token_logp
 from .generate import generate
@@ -81,9 +81,6 @@ class Models:
         g = torch.Generator().manual_seed(seed)
         codes = generate(self.t2i, feats, cond_mask=mask, generator=g, **{**self.sampling["t2i"], **kw})
         return to_uint8(self.vq.decode(codes))
-
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_builtin(

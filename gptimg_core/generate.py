@@ -40,9 +40,10 @@ def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
 
 
 def decode_attention(device: torch.device) -> contextlib.AbstractContextManager:
-    """The attention kernels for a decode loop. On CUDA, cuDNN's is left out: it builds a plan per new
-    key length, so every step of a first generation at a batch size built one (GPT-B, bf16, H200: 48 ms
-    a step at batch 4 against 11 ms with flash or memory-efficient attention; bench/decode_speed.py)."""
+    """The attention kernels for a decode loop. On CUDA, cuDNN's is left out: with it, the default, a
+    first generation at a batch size ran several times slower (GPT-B, bf16, H200: 48-80 ms a step at
+    batch 4 run for the first time, 10-11 ms at batch 1 run before; 11-16 ms at batch 4 with this list;
+    bench/decode_speed.py), most likely a cuDNN plan built per new key length."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])

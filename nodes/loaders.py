@@ -10,6 +10,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
+from ..gptimg_core.checkpoint import DTYPES
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
@@ -18,7 +19,6 @@ from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTI
 
 BUILTIN = "builtin"
 BUILTIN_GPT = {"builtin t2i": "t2i", "builtin c2i": "c2i"}
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _path(node: str, name: str, value: str, builtin: dict[str, str], folder: str) -> Path:
