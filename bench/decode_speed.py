@@ -1,8 +1,8 @@
 """Decode speed of a GPT-B-sized c2i model (random weights, 256 tokens, CFG 4) on CPU or a GPU.
 
 Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4,
-the same for a baseline (plain `F.linear` layout, as LlamaGen runs; on a GPU both are F.linear, so the
-baseline is left out), and the memory-bandwidth floor (weight bytes read per step / measured read
+the same for a baseline (plain `F.linear` layout, as LlamaGen runs) and for the `W @ x.T` layout at
+every row count (on a GPU all are F.linear, so both are left out), and the memory-bandwidth floor (weight bytes read per step / measured read
 bandwidth).
 
     python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16]
@@ -90,14 +90,22 @@ def main() -> None:
     )
     time_generation(gpt, 1)  # warm-up
     results = {}
-    few_rows = gpt_module._FEW_ROWS
-    baseline = device.type == "cpu"  # on a GPU both variants run F.linear
-    variants = (("gptimg", few_rows), ("baseline F.linear", 0)) if baseline else (("gptimg", few_rows),)
+    chosen = gpt_module.STREAM_ROWS
+    baseline = device.type == "cpu"  # on a GPU every variant runs F.linear
+    if baseline:
+        vendor = gpt_module.cpu_vendor() or "unknown vendor"
+        layout = f"W @ x.T at {chosen.start}-{chosen.stop - 1} rows, else F.linear" if chosen else "F.linear only"
+        print(f"CPU: {vendor}; gptimg's layout here: {layout} (gpt.STREAM_ROWS)")
+    variants = (
+        (("gptimg", chosen), ("baseline F.linear", range(0)), ("always W @ x.T", range(1, 17)))
+        if baseline
+        else (("gptimg", chosen),)
+    )
     for name, rows in variants:
-        gpt_module._FEW_ROWS = rows
+        gpt_module.STREAM_ROWS = rows
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
-    gpt_module._FEW_ROWS = few_rows
+    gpt_module.STREAM_ROWS = chosen
     print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'x floor':>9}")
     for (name, batch), (s_img, ms) in results.items():
         print(f"{name:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{ms / floor_ms:>9.2f}")

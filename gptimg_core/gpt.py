@@ -12,15 +12,38 @@ from torch import Tensor, nn
 
 from .config import GPTConfig
 
-# On CPU, a product with few rows streams the weights much faster as `W @ x.T` than as
-# `F.linear` (measured in bench/: several times faster for the 16384-row output projection).
-_FEW_ROWS = 16
+# On CPU a decode step multiplies a few rows (batch x 2 with CFG) by each weight matrix, which is bound by
+# reading the weights. Whether `F.linear` or `W @ x.T` reads them in one pass depends on the CPU's BLAS path
+# (one 16384x768 fp32 weight, one thread): on an Intel Xeon F.linear at 1-2 rows (W @ x.T takes twice as
+# long there) and W @ x.T at 8-16 rows (1.5x faster than F.linear); on AMD EPYC, W @ x.T made the whole
+# decode step 2x faster at batch 1 with CFG (README, bench/decode_speed.py). Rows that use W @ x.T, by vendor:
+STREAM_ROWS_BY_VENDOR = {"AuthenticAMD": range(1, 17), "GenuineIntel": range(8, 17)}
+
+
+def cpu_vendor(cpuinfo: str | None = None) -> str:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...) from /proc/cpuinfo; "" where unknown."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read(1 << 16)
+        except OSError:
+            return ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+            return value.strip()
+    return ""
+
+
+# Row counts for which project() uses W @ x.T on this machine (elsewhere: F.linear, as LlamaGen runs).
+STREAM_ROWS: range = STREAM_ROWS_BY_VENDOR.get(cpu_vendor(), range(0))
 
 
 def project(x: Tensor, weight: Tensor) -> Tensor:
-    """x @ weight.T for x (..., in), weight (out, in) -> (..., out), fast for decode steps on CPU."""
+    """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
+    the weights fastest for this many rows (STREAM_ROWS)."""
     rows = x.numel() // x.shape[-1]
-    if x.device.type != "cpu" or rows > _FEW_ROWS:
+    if x.device.type != "cpu" or rows not in STREAM_ROWS:
         return F.linear(x, weight)
     flat = x.reshape(rows, x.shape[-1])  # (rows, in)
     return (weight @ flat.T).T.reshape(*x.shape[:-1], weight.shape[0])

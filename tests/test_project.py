@@ -1,0 +1,28 @@
+"""gpt.project: the CPU layout choice for few-row products (decode steps)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gptimg_core import gpt as gpt_module
+from gptimg_core.gpt import STREAM_ROWS_BY_VENDOR, cpu_vendor, project
+
+CPUINFO = "processor\t: 0\nvendor_id\t: {}\ncpu family\t: 6\nmodel name\t: Some CPU\n\nprocessor\t: 1\n"
+
+
+def test_cpu_vendor_reads_the_vendor_id_line():
+    assert cpu_vendor(CPUINFO.format("AuthenticAMD")) == "AuthenticAMD"
+    assert cpu_vendor(CPUINFO.format("GenuineIntel")) == "GenuineIntel"
+    assert cpu_vendor("processor\t: 0\nCPU implementer\t: 0x41\n") == ""  # e.g. ARM: no vendor_id line
+    assert STREAM_ROWS_BY_VENDOR.get(cpu_vendor("")) is None  # an unknown vendor gets F.linear only
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 16, 17, 40])
+@pytest.mark.parametrize("stream", [range(0), range(1, 17), range(8, 17)])
+def test_project_equals_linear_in_either_layout(monkeypatch, rows, stream):
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
+    g = torch.Generator().manual_seed(rows)
+    x, w = torch.randn(rows, 1, 48, generator=g), torch.randn(96, 48, generator=g)
+    out = project(x, w)
+    assert out.shape == (rows, 1, 96)
+    torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
