@@ -11,13 +11,14 @@ import torch.nn.functional as F
 from gptimg_core.builtin import builtin_path
 from gptimg_core.checkpoint import load_gpt, load_vq
 from gptimg_core.config import GPTConfig, VQConfig
+from gptimg_core.editing import pixel_mask_to_tokens
 from gptimg_core.gpt import GPT
 from gptimg_core.images import from_uint8
 from gptimg_core.shapes import render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.data import text_batch, tokenizer_batch
+from gptimg_core.train.data import object_boxes, text_batch, text_scenes, tokenizer_batch
 from gptimg_core.train.precision import cpu_autocast, native_bf16
 from gptimg_core.train.t5_folder import make_t5_folder
 from gptimg_core.train.train_gpt import (
@@ -27,7 +28,9 @@ from gptimg_core.train.train_gpt import (
     _inputs,
     can_compile,
     micro_slices,
+    object_holes,
     token_loss,
+    tokenize_scenes,
     train_c2i,
     train_t2i,
     transfer_weights,
@@ -233,6 +236,65 @@ def test_edit_inputs_read_raw_codes_around_a_rectangle_of_targets():
     some = _inputs(pool, idx, GPTRecipe(edit_inputs=0.5), torch.Generator().manual_seed(0))
     partial = ((some == 0).any(1) & (some == 1).any(1)).sum()
     assert 64 < int(partial) < 192  # about half the sequences are edits (others are all raw or all targets)
+
+
+def _box_tokens(box: tuple[float, float, float, float], grow: float) -> torch.Tensor:
+    """(8, 8) bool: the tokens a box (x0, y0, x1, y1), grown by grow, covers, via a 64 px pixel mask."""
+    x0, y0, x1, y1 = (round(64 * v) for v in (box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow))
+    mask = torch.zeros(64, 64)
+    mask[max(0, y0) : y1, max(0, x0) : x1] = 1
+    return pixel_mask_to_tokens(mask, 8)[0]
+
+
+def test_object_holes_cover_one_objects_box_grown_by_up_to_the_margin():
+    objects = [
+        PlacedObject("red", "star", "small", 0.3, 0.4, 0.25),
+        PlacedObject("blue", "cross", "large", 0.7, 0.6, 0.5),
+    ]
+    one = Scene(SceneSpec("white", (ObjectSpec("red", "star"),)), "white", tuple(objects[:1]))
+    two = Scene(SceneSpec("white", (ObjectSpec("red", "star"), ObjectSpec("blue", "cross"))), "white", tuple(objects))
+    boxes = object_boxes([one, two] * 200)
+    assert boxes.shape == (400, 2, 4) and boxes[0, 1].isnan().all() and not boxes[1].isnan().any()
+    torch.testing.assert_close(boxes[1, 1], torch.tensor(objects[1].box()))
+    # margin 0: exactly the tokens each box covers (a box edge on a token border takes no more)
+    exact = object_holes(boxes, 8, torch.Generator().manual_seed(0), margin=0.0).view(-1, 8, 8)
+    small, large = _box_tokens(objects[0].box(), 0), _box_tokens(objects[1].box(), 0)
+    assert all(torch.equal(h, small) for h in exact[0::2])  # one object: always that one
+    picked_large = [torch.equal(h, large) for h in exact[1::2]]
+    assert all(torch.equal(h, small) or big for h, big in zip(exact[1::2], picked_large, strict=True))
+    assert 60 < sum(picked_large) < 140  # either object of a pair, about half the time each
+    grown = object_holes(boxes, 8, torch.Generator().manual_seed(1), margin=4 / 64).view(-1, 8, 8)
+    widest = _box_tokens(objects[0].box(), 4 / 64)
+    assert all(bool((h >= small).all() and (h <= widest).all()) for h in grown[0::2])
+    assert len({int(h.sum()) for h in grown[0::2]}) > 1  # the margin varies, and so does the hole
+
+
+def test_edit_holes_put_the_targets_on_an_objects_box():
+    n = 64
+    obj = PlacedObject("red", "star", "small", 0.3, 0.4, 0.25)
+    scene = Scene(SceneSpec("white", (ObjectSpec("red", "star"),)), "white", (obj,))
+    pool = TokenPool(torch.zeros(n, 64, dtype=torch.long), torch.ones(n, 64, dtype=torch.long), [0] * n)
+    recipe = GPTRecipe(raw_inputs=1.0, edit_inputs=1.0, edit_holes=1.0)
+    with pytest.raises(ValueError, match="edit_holes needs a pool with object boxes"):
+        _inputs(pool, torch.arange(n), recipe, torch.Generator().manual_seed(0))
+    pool.boxes = object_boxes([scene] * n)
+    rows = _inputs(pool, torch.arange(n), recipe, torch.Generator().manual_seed(0)).view(n, 8, 8).bool()
+    small, widest = _box_tokens(obj.box(), 0), _box_tokens(obj.box(), 4 / 64)
+    assert all(bool((r >= small).all() and (r <= widest).all()) for r in rows)  # targets exactly on the hole
+    half = _inputs(pool, torch.arange(n), replace(recipe, edit_holes=0.5), torch.Generator().manual_seed(0))
+    on_box = [bool((r >= small).all() and (r <= widest).all()) for r in half.view(n, 8, 8).bool()]
+    assert 16 < sum(on_box) < 56  # the rest are random rectangles (a few of which may fit the box too)
+
+
+def test_tokenized_t2i_pools_keep_each_scenes_object_boxes():
+    vq = load_vq(builtin_path("vq"))
+    pool, _ = tokenize_scenes(vq, 24, "t2i", seed=3, chunk=10)
+    scenes = text_scenes(np.random.default_rng(3), 10)  # the first chunk draws these from the same seed
+    assert pool.boxes.shape == (24, 2, 4)
+    pairs = torch.tensor([" and " in p for p in pool.conds])
+    assert torch.equal(~pool.boxes[:, 1, 0].isnan(), pairs)  # a second box exactly where the prompt has two objects
+    torch.testing.assert_close(pool.boxes[:10], object_boxes(scenes), equal_nan=True)  # the first chunk's scenes
+    assert tokenize_scenes(vq, 8, "c2i", seed=3)[0].boxes is None
 
 
 def test_train_c2i_learns_the_targets_not_the_inputs():

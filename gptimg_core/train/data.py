@@ -11,6 +11,7 @@ from ..shapes import describe, place, render, sample_class_spec, sample_spec
 from ..shapes.world import (
     COLOUR_NAMES,
     HELD_OUT_TRIPLES,
+    MAX_OBJECTS,
     NUM_CLASSES,
     SHAPES,
     ObjectSpec,
@@ -23,17 +24,35 @@ from ..shapes.world import (
 IMAGE_SIZE = 64
 
 
+def text_scenes(rng: np.random.Generator, n: int, split: str = "train", reading_order: bool = False) -> list[Scene]:
+    """n placed scenes of every prompt form. reading_order: two-object specs name first the object
+    that starts first in raster order."""
+    specs = [sample_spec(rng, split=split) for _ in range(n)]  # every spec, then every placement
+    scenes = [place(s, rng) for s in specs]
+    return [in_reading_order(s) for s in scenes] if reading_order else scenes
+
+
 def text_batch(
     rng: np.random.Generator, n: int, split: str = "train", reading_order: bool = False
 ) -> tuple[Tensor, list[str]]:
-    """n scenes of every prompt form: pixels (n, 3, 64, 64) in [-1, 1] and their prompts.
-    reading_order: two-object prompts name first the object that starts first in raster order."""
-    specs = [sample_spec(rng, split=split) for _ in range(n)]
-    scenes = [place(s, rng) for s in specs]
-    if reading_order:
-        scenes = [in_reading_order(s) for s in scenes]
-    images = np.stack([render(s, IMAGE_SIZE) for s in scenes])
-    return from_uint8(images), [describe(s.spec) for s in scenes]
+    """n scenes of every prompt form (text_scenes): pixels (n, 3, 64, 64) in [-1, 1] and their prompts."""
+    scenes = text_scenes(rng, n, split, reading_order)
+    return render_scenes(scenes), [describe(s.spec) for s in scenes]
+
+
+def render_scenes(scenes: list[Scene]) -> Tensor:
+    """Pixels (n, 3, 64, 64) in [-1, 1] of placed scenes."""
+    return from_uint8(np.stack([render(s, IMAGE_SIZE) for s in scenes]))
+
+
+def object_boxes(scenes: list[Scene]) -> Tensor:
+    """Each scene's object boxes (n, 2, 4) as (x0, y0, x1, y1) in units of the image side; NaN rows
+    where a scene has one object."""
+    boxes = torch.full((len(scenes), MAX_OBJECTS, 4), float("nan"))
+    for i, s in enumerate(scenes):
+        for j, o in enumerate(s.objects):
+            boxes[i, j] = torch.tensor(o.box())
+    return boxes
 
 
 def tokenizer_batch(rng: np.random.Generator, n: int, max_objects: int = 4) -> Tensor:

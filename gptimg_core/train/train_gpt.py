@@ -21,11 +21,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..config import GPTConfig
 from ..generate import attention_mask
 from ..gpt import GPT
+from ..shapes import describe
 from ..text_encoder import TextEncoder
 from ..vq import VQModel
 from .budget import StepClock
 from .canonical import canonical_codes, canonicalize, flat_colours
-from .data import class_batch, text_batch
+from .data import class_batch, object_boxes, render_scenes, text_scenes
 from .muon import Muon, hidden_matrices
 from .precision import cpu_autocast
 
@@ -47,6 +48,9 @@ class GPTRecipe:
     # 1-5 x 1-5 tokens of targets (the t2i recipe: a quarter; what it did to inpainting and to generation,
     # at a third and at a quarter of sequences, is measured in MODEL_CARD.md).
     edit_inputs: float = 0.0
+    # Share of those edit sequences whose rectangle is instead one object's box grown by 0-4 px, the hole an
+    # inpainting mask over an object leaves (needs the pool's boxes; t2i only).
+    edit_holes: float = 0.0
     reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
     # Each batch runs forward/backward in chunks of this many sequences, gradients summed: the same
@@ -66,11 +70,13 @@ class GPTRecipe:
 @dataclass
 class TokenPool:
     """Tokenised training scenes: the VQ's codes (n, N), training targets (the codes with flat tokens
-    made canonical, see canonical.py) and each scene's prompt (t2i) or class id (c2i)."""
+    made canonical, see canonical.py) and each scene's prompt (t2i) or class id (c2i); t2i pools also
+    keep each scene's object boxes (data.object_boxes) for the recipe's edit holes."""
 
     codes: Tensor
     targets: Tensor
     conds: list
+    boxes: Tensor | None = None
 
 
 def tokenize_scenes(
@@ -85,16 +91,22 @@ def tokenize_scenes(
     """Render and VQ-encode n training scenes -> (pool, table). table: each palette colour's canonical
     code; None picks the commonest code of the pool's flat tokens (pass it on to the next pool)."""
     rng = np.random.default_rng(seed)
-    codes, colours, conds = [], [], []
+    codes, colours, conds, boxes = [], [], [], []
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        x, c = text_batch(rng, m, reading_order=reading_order) if kind == "t2i" else class_batch(rng, m)
+        if kind == "t2i":
+            scenes = text_scenes(rng, m, reading_order=reading_order)
+            x, c = render_scenes(scenes), [describe(s.spec) for s in scenes]
+            boxes.append(object_boxes(scenes))
+        else:
+            x, c = class_batch(rng, m)
         codes.append(vq.encode(x).flatten(1))
         colours.append(flat_colours(x, vq.downsample).flatten(1))
         conds += list(c) if kind == "t2i" else c.tolist()
     codes, colours = torch.cat(codes), torch.cat(colours)
     table = canonical_codes(codes, colours) if table is None else table
-    return TokenPool(codes, canonicalize(codes, colours, table), conds), table
+    pool = TokenPool(codes, canonicalize(codes, colours, table), conds, torch.cat(boxes) if boxes else None)
+    return pool, table
 
 
 def _inputs(pool: TokenPool, idx: Tensor, recipe: GPTRecipe, g: torch.Generator) -> Tensor:
@@ -105,7 +117,13 @@ def _inputs(pool: TokenPool, idx: Tensor, recipe: GPTRecipe, g: torch.Generator)
     inputs = torch.where(raw[:, None], pool.codes[idx], pool.targets[idx])
     if recipe.edit_inputs > 0:  # draws nothing more when off, so the shipped recipe's batches stay the same
         edit = (torch.rand(len(idx), generator=g) < recipe.edit_inputs)[:, None]
-        inside = token_rectangles(len(idx), math.isqrt(inputs.shape[1]), g)
+        grid = math.isqrt(inputs.shape[1])
+        inside = token_rectangles(len(idx), grid, g)
+        if recipe.edit_holes > 0:
+            if pool.boxes is None:
+                raise ValueError("GPTRecipe.edit_holes needs a pool with object boxes (a t2i pool)")
+            hole = (torch.rand(len(idx), generator=g) < recipe.edit_holes)[:, None]
+            inside = torch.where(hole, object_holes(pool.boxes[idx], grid, g), inside)
         inputs = torch.where(edit, torch.where(inside, pool.targets[idx], pool.codes[idx]), inputs)
     return inputs
 
@@ -118,6 +136,22 @@ def token_rectangles(n: int, grid: int, g: torch.Generator, largest: int = 5) ->
     rows, cols = torch.arange(grid)[None, :, None], torch.arange(grid)[None, None, :]
     inside = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
     return inside.flatten(1)
+
+
+def object_holes(boxes: Tensor, grid: int, g: torch.Generator, margin: float = 4 / 64) -> Tensor:
+    """For each scene's boxes (n, 2, 4) (data.object_boxes), the tokens of a grid x grid image that one
+    of its objects' box, grown by a random 0..margin (image sides), touches: (n, grid * grid) bool in
+    raster order, the hole an inpainting mask over that object leaves."""
+    n = len(boxes)
+    pick = torch.randint(0, boxes.shape[1], (n,), generator=g)
+    pick = torch.where(boxes[torch.arange(n), pick, 0].isnan(), 0, pick)  # a scene with one object: that one
+    box = boxes[torch.arange(n), pick]  # (n, 4)
+    grow = torch.rand(n, 1, generator=g) * margin
+    x0, y0, x1, y1 = (box + torch.cat([-grow, -grow, grow, grow], 1)).unbind(1)
+    lo, hi = torch.arange(grid) / grid, (torch.arange(grid) + 1) / grid
+    rows = (lo < y1[:, None]) & (hi > y0[:, None])  # (n, grid)
+    cols = (lo < x1[:, None]) & (hi > x0[:, None])
+    return (rows[:, :, None] & cols[:, None, :]).flatten(1)
 
 
 def _lr(recipe: GPTRecipe, step: int) -> float:
