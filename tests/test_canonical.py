@@ -57,6 +57,16 @@ def test_canonical_codes_pick_each_colours_commonest_code_and_canonicalize_repla
         canonicalize(codes, colours[:, :4], table)
 
 
+def test_canonical_codes_follow_the_codes_device():
+    """Colours come from pixels on the CPU while the codes may sit on a GPU (eval --device cuda): both
+    functions work on the codes' device. The meta device stands in for a GPU here (no data, same checks)."""
+    codes = torch.zeros(2, 8, 8, dtype=torch.long, device="meta")
+    colours, table = torch.zeros(2, 8, 8, dtype=torch.long), torch.arange(8)
+    assert canonicalize(codes, colours, table).device.type == "meta"
+    with pytest.raises(RuntimeError, match="device"):  # what a lookup on the CPU's devices alone does
+        torch.where(colours >= 0, table[colours], codes)
+
+
 def test_canonical_targets_decode_close_to_the_raw_codes_with_the_builtin_vq():
     vq = load_vq(builtin_path("vq"))
     pool, table = tokenize_scenes(vq, 96, "t2i", seed=5)
