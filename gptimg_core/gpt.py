@@ -42,8 +42,11 @@ STREAM_ROWS: range = STREAM_ROWS_BY_VENDOR.get(cpu_vendor(), range(0))
 def project(x: Tensor, weight: Tensor) -> Tensor:
     """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
     the weights fastest for this many rows (STREAM_ROWS)."""
+    # Compiled code (training, with symbolic row counts) leaves the choice to the compiler.
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
-    if x.device.type != "cpu" or rows not in STREAM_ROWS:
+    if rows not in STREAM_ROWS:
         return F.linear(x, weight)
     flat = x.reshape(rows, x.shape[-1])  # (rows, in)
     return (weight @ flat.T).T.reshape(*x.shape[:-1], weight.shape[0])
