@@ -54,9 +54,16 @@ C2I_CONFIG = GPTConfig(
 VQ_RECIPE = VQRecipe()
 DECODER_RECIPE = DecoderRecipe()
 # Inputs: a quarter of the sequences read raw codes, a quarter an edit's mix (raw codes around a rectangle of
-# targets), half the targets (raw_inputs 1/3 of the non-edit ones); what that bought is in MODEL_CARD.md.
+# targets: half of them random, half an object's box grown by 0-4 px, as an inpainting mask leaves), half the
+# targets (raw_inputs 1/3 of the non-edit ones); what each bought is in docs/training-notes.md.
 T2I_RECIPE = GPTRecipe(
-    steps=7500, scenes=100_000, reading_order=True, compile=True, raw_inputs=1 / 3, edit_inputs=1 / 4
+    steps=7500,
+    scenes=100_000,
+    reading_order=True,
+    compile=True,
+    raw_inputs=1 / 3,
+    edit_inputs=1 / 4,
+    edit_holes=1 / 2,
 )
 C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 

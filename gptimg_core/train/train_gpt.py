@@ -61,10 +61,10 @@ class GPTRecipe:
     # Muon for the hidden matrices (the blocks' and T5's Linear layers) at muon_lr_scale x lr, AdamW for the
     # rest at lr (muon.py); False: AdamW for everything. 1,500 t2i steps from scratch, Muon at 5x against
     # AdamW: validation loss 0.709 against 0.811 nats, dev single objects 50.4% against 23.9% (Muon at 1x
-    # lr: 0.828, worse than AdamW; 3x 0.680, 7x 0.788, 10x 0.925, measured after the 5x model shipped: 3x
-    # is the lead for the next full run); docs/training-notes.md.
+    # lr: 0.828, worse than AdamW; 3x 0.680, 7x 0.788, 10x 0.925). The full recipe at 3x (with edit holes)
+    # replaced the 5x model on 2026-12-05; docs/training-notes.md.
     muon: bool = True
-    muon_lr_scale: float = 5.0
+    muon_lr_scale: float = 3.0
 
 
 @dataclass
