@@ -13,8 +13,8 @@ from gptimg_core.checkpoint import load_gpt, load_vq
 from gptimg_core.config import GPTConfig, VQConfig
 from gptimg_core.editing import pixel_mask_to_tokens
 from gptimg_core.gpt import GPT
-from gptimg_core.images import from_uint8
-from gptimg_core.shapes import render
+from gptimg_core.images import from_uint8, to_uint8
+from gptimg_core.shapes import analyze, render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
@@ -395,3 +395,10 @@ def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
     assert (t2i.cfg.model_type, c2i.cfg.model_type) == ("t2i", "c2i")
     te = load_text_encoder(out / "t5", max_length=t2i.cfg.cls_token_num)
     assert te.dim == t2i.cfg.caption_dim
+
+
+def test_tokenizer_batch_can_draw_small_stars_only():
+    x = tokenizer_batch(np.random.default_rng(4), 12, size="small", star_share=1.0)
+    found = [o for im in to_uint8(x) for o in analyze(im).objects]
+    assert len(found) >= 12
+    assert {o.shape for o in found} == {"star"} and {o.size for o in found} == {"small"}

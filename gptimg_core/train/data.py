@@ -55,18 +55,24 @@ def object_boxes(scenes: list[Scene]) -> Tensor:
     return boxes
 
 
-def tokenizer_batch(rng: np.random.Generator, n: int, max_objects: int = 4) -> Tensor:
+def tokenizer_batch(
+    rng: np.random.Generator, n: int, max_objects: int = 4, *, size: str | None = None, star_share: float = 0.0
+) -> Tensor:
     """n crowded scenes for the VQ, pixels (n, 3, 64, 64) in [-1, 1]: 1..max_objects non-overlapping
-    objects of training triples, so that fewer of its pixels are flat background."""
+    objects of training triples, so that fewer of its pixels are flat background. size: every object
+    "small" or "large" (None: either); star_share: that share of the objects are stars (0: shapes uniform,
+    and the same draws as before the option existed)."""
     images = []
     for _ in range(n):
         bg = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))]
         want, placed = int(rng.integers(1, max_objects + 1)), []
         for _ in range(4 * want):
             colour, shape = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))], SHAPES[rng.integers(len(SHAPES))]
+            if star_share > 0 and rng.random() < star_share:
+                shape = "star"
             if colour == bg or (colour, shape, bg) in HELD_OUT_TRIPLES:
                 continue
-            o = place(SceneSpec(bg, (ObjectSpec(colour, shape),)), rng).objects[0]
+            o = place(SceneSpec(bg, (ObjectSpec(colour, shape, size),)), rng).objects[0]
             if not any(boxes_overlap(o, q) for q in placed):
                 placed.append(o)
             if len(placed) == want:

@@ -36,6 +36,10 @@ class DecoderRecipe:
     lr: float = 1e-4  # cosine to 0; the VQ's own run ended at 0 from 3e-4
     canonical_share: float = 0.5  # share of each batch decoded from canonical codes, the rest from raw codes
     object_weight: float = 4.0  # as the VQ's recipe: more weight on pixels near objects
+    # Share of each batch drawn as scenes of small objects only, half of them stars: through canonical codes
+    # the decoder as trained drew 2 of 48 small-star scenes of 400 right; 1,600 steps with half the batch
+    # such scenes drew 16 (raw codes 28 against 3), the other scenes 308 against 312 of 352.
+    small_share: float = 0.5
 
 
 def decoder_parameters(vq: VQModel) -> list[torch.nn.Parameter]:
@@ -68,7 +72,7 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
         for step in range(recipe.steps):
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(recipe.lr, step, recipe.steps)
-            x = tokenizer_batch(rng, recipe.batch)
+            x = _batch(rng, recipe)
             with torch.no_grad():
                 zq = vq.quantize.lookup(_mixed_codes(vq, x, table, recipe.canonical_share, g))
             loss = reconstruction_loss(vq.decode_latent(zq), x, pixel_weights(x, recipe.object_weight))
@@ -87,6 +91,15 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
     seconds, step_seconds = round(time.perf_counter() - t0, 1), round(clock.mean(), 4)
     after = evaluate_decoder(vq, table, seed + 1)
     return {"before": before, "after": after, "train_seconds": seconds, "step_seconds": step_seconds}
+
+
+def _batch(rng: np.random.Generator, recipe: DecoderRecipe) -> Tensor:
+    """The recipe's crowded scenes, the last small_share of them small objects only (half stars)."""
+    small = round(recipe.batch * recipe.small_share)
+    parts = [tokenizer_batch(rng, recipe.batch - small)] if small < recipe.batch else []
+    if small:
+        parts.append(tokenizer_batch(rng, small, size="small", star_share=0.5))
+    return torch.cat(parts)
 
 
 def _mixed_codes(vq: VQModel, x: Tensor, table: Tensor, share: float, g: torch.Generator) -> Tensor:
