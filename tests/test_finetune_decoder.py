@@ -43,21 +43,3 @@ def test_finetune_rejects_a_table_that_is_not_one_code_per_colour():
     with pytest.raises(ValueError, match=r"finetune_decoder: table must hold 8 codes .* got shape \(3,\)"):
         finetune_decoder(vq, torch.tensor([1, 2, 3]), DecoderRecipe(steps=1))
     assert all(torch.equal(v, before[k]) for k, v in vq.state_dict().items())  # the model is untouched
-
-
-@pytest.mark.parametrize("small_share", [0.0, 0.5, 1.0])
-def test_batches_end_with_the_small_object_share(small_share):
-    import numpy as np
-
-    from gptimg_core.images import to_uint8
-    from gptimg_core.shapes import analyze
-    from gptimg_core.train.finetune_decoder import _batch
-
-    recipe = DecoderRecipe(batch=8, small_share=small_share, small_star_share=1.0)
-    x = _batch(np.random.default_rng(5), recipe)
-    assert x.shape == (8, 3, 64, 64)
-    kinds = [{(o.shape, o.size) for o in analyze(im).objects} for im in to_uint8(x)]
-    crowded = 8 - round(8 * small_share)
-    assert all(k == {("star", "small")} for k in kinds[crowded:])  # the small-object share: small stars here
-    if crowded:  # the recipe's crowded scenes: shapes and sizes mixed
-        assert len(set().union(*kinds[:crowded])) > 2

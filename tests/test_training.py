@@ -18,7 +18,7 @@ from gptimg_core.shapes import analyze, render
 from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
 from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.data import object_boxes, text_batch, text_scenes, tokenizer_batch
+from gptimg_core.train.data import mixed_tokenizer_batch, object_boxes, text_batch, text_scenes, tokenizer_batch
 from gptimg_core.train.precision import cpu_autocast, native_bf16
 from gptimg_core.train.t5_folder import make_t5_folder
 from gptimg_core.train.train_gpt import (
@@ -402,3 +402,28 @@ def test_tokenizer_batch_can_draw_small_stars_only():
     found = [o for im in to_uint8(x) for o in analyze(im).objects]
     assert len(found) >= 12
     assert {o.shape for o in found} == {"star"} and {o.size for o in found} == {"small"}
+
+
+@pytest.mark.parametrize("small_share", [0.0, 0.5, 1.0])
+def test_mixed_batches_end_with_the_small_object_share(small_share):
+    x = mixed_tokenizer_batch(np.random.default_rng(5), 8, small_share, small_star_share=1.0)
+    assert x.shape == (8, 3, 64, 64)
+    kinds = [{(o.shape, o.size) for o in analyze(im).objects} for im in to_uint8(x)]
+    crowded = 8 - round(8 * small_share)
+    assert all(k == {("star", "small")} for k in kinds[crowded:])  # the small-object share: small stars here
+    if crowded:  # the crowded scenes: shapes and sizes mixed
+        assert len(set().union(*kinds[:crowded])) > 2
+    if small_share == 0:  # no small share: exactly the crowded scenes' draws
+        assert torch.equal(x, tokenizer_batch(np.random.default_rng(5), 8))
+
+
+def test_vq_stage_trains_on_its_recipes_small_object_share():
+    cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
+                   embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
+
+    def vq(share: float) -> VQModel:
+        return train_vq(cfg, VQRecipe(steps=3, batch=2, small_share=share, small_star_share=1.0), seed=0)[0]
+
+    plain = vq(0.0).encoder.conv_in.weight
+    assert torch.equal(plain, vq(0.0).encoder.conv_in.weight)  # deterministic, so the share made the difference:
+    assert not torch.equal(plain, vq(1.0).encoder.conv_in.weight)

@@ -86,6 +86,16 @@ def tokenizer_batch(
     return from_uint8(np.stack(images))
 
 
+def mixed_tokenizer_batch(rng: np.random.Generator, n: int, small_share: float, small_star_share: float) -> Tensor:
+    """n tokenizer scenes: crowded ones (tokenizer_batch), then the last round(n * small_share) of them
+    scenes of small objects only, small_star_share of those objects stars (0: exactly tokenizer_batch)."""
+    small = round(n * small_share)
+    parts = [tokenizer_batch(rng, n - small)] if small < n else []
+    if small:
+        parts.append(tokenizer_batch(rng, small, size="small", star_share=small_star_share))
+    return torch.cat(parts)
+
+
 def class_batch(rng: np.random.Generator, n: int, split: str = "train") -> tuple[Tensor, Tensor]:
     """n class-conditional scenes: pixels (n, 3, 64, 64) and class ids (n,)."""
     ids = rng.integers(0, NUM_CLASSES, size=n)

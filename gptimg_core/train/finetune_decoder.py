@@ -23,7 +23,7 @@ from ..shapes.world import COLOUR_NAMES
 from ..vq import VQModel
 from .budget import StepClock
 from .canonical import canonicalize, flat_colours
-from .data import text_batch, tokenizer_batch
+from .data import mixed_tokenizer_batch, text_batch
 from .train_vq import cosine_lr, pixel_weights, psnr, reconstruction_loss
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
         for step in range(recipe.steps):
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(recipe.lr, step, recipe.steps)
-            x = _batch(rng, recipe)
+            x = mixed_tokenizer_batch(rng, recipe.batch, recipe.small_share, recipe.small_star_share)
             with torch.no_grad():
                 zq = vq.quantize.lookup(_mixed_codes(vq, x, table, recipe.canonical_share, g))
             loss = reconstruction_loss(vq.decode_latent(zq), x, pixel_weights(x, recipe.object_weight))
@@ -92,15 +92,6 @@ def finetune_decoder(vq: VQModel, table: Tensor, recipe: DecoderRecipe, seed: in
     seconds, step_seconds = round(time.perf_counter() - t0, 1), round(clock.mean(), 4)
     after = evaluate_decoder(vq, table, seed + 1)
     return {"before": before, "after": after, "train_seconds": seconds, "step_seconds": step_seconds}
-
-
-def _batch(rng: np.random.Generator, recipe: DecoderRecipe) -> Tensor:
-    """The recipe's crowded scenes, the last small_share of them small objects only."""
-    small = round(recipe.batch * recipe.small_share)
-    parts = [tokenizer_batch(rng, recipe.batch - small)] if small < recipe.batch else []
-    if small:
-        parts.append(tokenizer_batch(rng, small, size="small", star_share=recipe.small_star_share))
-    return torch.cat(parts)
 
 
 def _mixed_codes(vq: VQModel, x: Tensor, table: Tensor, share: float, g: torch.Generator) -> Tensor:
