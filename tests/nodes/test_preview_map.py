@@ -61,6 +61,13 @@ def vq():
     return load_vq(builtin_path("vq"))
 
 
+@pytest.fixture
+def no_grad():
+    """Autograd off for one test and back on after it: a bare set_grad_enabled(False) leaks into later tests."""
+    with torch.no_grad():
+        yield
+
+
 def test_fit_recovers_a_known_colour_map():
     fake = LinearColourVQ()
     pmap = fit_preview_map(fake, exact_budget_s=0.0)  # the fitted linear map, not per-code decodes
@@ -70,8 +77,7 @@ def test_fit_recovers_a_known_colour_map():
     assert min(r) > 0.9, r
 
 
-def test_palette_correlates_with_real_decodes_of_the_builtin_vq(vq):
-    torch.set_grad_enabled(False)
+def test_palette_correlates_with_real_decodes_of_the_builtin_vq(vq, no_grad):
     pmap = fit_preview_map(vq)
     ds = vq.downsample
     codes = vq.encode(smooth_images(16, 8 * ds, torch.Generator().manual_seed(7)))  # held out: other seed
@@ -83,8 +89,7 @@ def test_palette_correlates_with_real_decodes_of_the_builtin_vq(vq):
     assert np.mean((decoded - palette) ** 2) < np.mean((decoded - decoded.mean(0)) ** 2)
 
 
-def test_builtin_palette_is_each_codes_own_decode_and_beats_the_linear_fit(vq):
-    torch.set_grad_enabled(False)
+def test_builtin_palette_is_each_codes_own_decode_and_beats_the_linear_fit(vq, no_grad):
     # An unbounded budget asks for the per-code palette whatever the machine's load (the default budget
     # falls back to the linear fit when decoding 1,024 codes alone would take over 0.5 s).
     exact, linear = fit_preview_map(vq, exact_budget_s=float("inf")), fit_preview_map(vq, exact_budget_s=0.0)
@@ -158,8 +163,7 @@ def test_scheduler_keeps_previews_within_budget(token_s, decode_s):
         assert stats["decode_previews"] == 0
 
 
-def test_scheduler_on_the_builtin_model_stays_under_ten_percent(vq):
-    torch.set_grad_enabled(False)
+def test_scheduler_on_the_builtin_model_stays_under_ten_percent(vq, no_grad):
     gpt = load_gpt(builtin_path("t2i"))
     enc = load_text_encoder(builtin_path("text_encoder"), max_length=gpt.cfg.cls_token_num)
     feats, mask = enc.encode(["a red circle on a blue background"] * 4)
