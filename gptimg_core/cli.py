@@ -86,8 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mask-mode", choices=["any", "threshold"], default="any")
     i.add_argument("--threshold", type=float, default=0.5)
     i.add_argument("--grow", type=int, default=0, help="grow the mask by N tokens")
-    i.add_argument("--candidates", type=int, default=1, help="fills drawn per pass, best kept (look-ahead)")
-    i.add_argument("--passes", type=int, default=1)
+    i.add_argument(
+        "--candidates",
+        type=int,
+        default=8,
+        help="fills run side by side per pass, weighed by the kept tokens after them (particles)",
+    )
+    i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best-scoring round is kept")
     c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
     c.add_argument("src")
     c.add_argument("dst")

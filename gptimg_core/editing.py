@@ -1,4 +1,4 @@
-"""Token-level editing: inpainting with a keep-mask, look-ahead rescoring, outpainting, variations,
+"""Token-level editing: inpainting with a keep-mask, look-ahead particles, outpainting, variations,
 img2img. Codes are (B, h, w) LongTensors; `keep` is a bool (B, h, w) grid, True = token stays.
 Every kept token comes back exactly unchanged."""
 
@@ -11,6 +11,7 @@ from torch import Tensor
 from .conditioning import Condition, prepare_condition
 from .generate import Callback, attention_mask, run_sampler
 from .gpt import GPT
+from .particles import particle_fill
 from .sampling import SamplingOptions
 
 
@@ -94,16 +95,21 @@ def inpaint(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    candidates: int = 1,
+    candidates: int = 8,
     passes: int = 1,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """Resample the tokens where keep is False; the others come back unchanged. -> (B, h, w).
 
-    Raster order means a resampled token sees only the tokens before it. With candidates > 1,
-    each round draws that many fills per image and keeps the one under which the known tokens
-    after the hole are most likely (look-ahead rescoring); `passes` rounds keep the best so far.
+    Raster order means a resampled token sees only the tokens before it. With candidates > 1, each
+    round runs that many fills per image as particles (particles.py): every kept token weighs the
+    fills by how likely the model finds it after them, the fills that disagree with the kept tokens
+    are dropped for copies of the others along the way, and the heaviest fill is kept. `passes`
+    rounds keep the fill under which the kept tokens after the hole are likeliest (score_known).
+    Where no kept token follows the hole (variations, outpainting at the end) there is nothing to
+    weigh fills by, and one fill is drawn. The built-in model draws the new object right in 88.5% of
+    96 dev edits with 8 particles, 74.0% with one fill (docs/training-notes.md).
     """
     where = "inpaint"
     _check_grid(gpt, codes, keep, where)
@@ -119,23 +125,19 @@ def inpaint(
     known, kmask = codes.reshape(B, -1).to(device), keep.reshape(B, -1).to(device)
     if bool(kmask.all()):
         return codes.clone()
-    if candidates == 1 and passes == 1:
+    after_hole = (~kmask).cumsum(1).gt(0) & kmask  # kept tokens after an image's first free one
+    if (candidates == 1 and passes == 1) or not bool(after_hole.any()):
         return run_sampler(gpt, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(B, g, g)
-    K = candidates
     rounds = _Rounds(callback, passes)
-    scorer = prepare_condition(gpt, cond, cond_mask, None, None, guided=False, where=where).repeat(K)
-    best, best_score = known.clone(), torch.full((B,), float("-inf"), device=device)
-    for p in range(passes):
-        fills = run_sampler(
-            gpt, c.repeat(K), opts, known=known.repeat_interleave(K, 0), keep=kmask.repeat_interleave(K, 0),
-            generator=generator, callback=rounds.for_pass(p),
-        )  # (B*K, N)  # fmt: skip
-        scores = score_known(gpt, scorer, fills, kmask.repeat_interleave(K, 0)).view(B, K)
-        top, idx = scores.max(1)
-        chosen = fills.view(B, K, -1)[torch.arange(B, device=device), idx]  # (B, N)
-        better = top > best_score
-        best = torch.where(better[:, None], chosen, best)
-        best_score = torch.maximum(best_score, top)
+    fills = [
+        particle_fill(gpt, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p))
+        for p in range(passes)
+    ]  # each (B, N)
+    if passes == 1:
+        return fills[0].view(B, g, g)
+    scorer = prepare_condition(gpt, cond, cond_mask, None, None, guided=False, where=where)
+    scores = torch.stack([score_known(gpt, scorer, f, kmask) for f in fills])  # (passes, B)
+    best = torch.stack(fills)[scores.argmax(0), torch.arange(B, device=device)]  # (B, N)
     return best.view(B, g, g)
 
 

@@ -109,7 +109,7 @@ class TokenInpaint(io.ComfyNode):
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Repaints the tokens under a mask; every other token stays exactly as it was. More candidates "
-            "pick the fill that best fits the tokens after the hole.",
+            "run several fills side by side and drop, as they go, those the kept tokens after the hole disagree with.",
             inputs=[
                 model_input(),
                 tokens_input("Tokens of the image to edit (from VQ Encode or a sampler)."),
@@ -118,9 +118,19 @@ class TokenInpaint(io.ComfyNode):
                 negative_input(),
                 *sampling_inputs(),
                 *mask_modes(),
-                io.Int.Input("candidates", default=1, min=1, max=64, tooltip="Fills drawn per pass; the best is kept."),
                 io.Int.Input(
-                    "passes", default=1, min=1, max=16, tooltip="Rounds of candidates; the best so far is kept."
+                    "candidates",
+                    default=8,
+                    min=1,
+                    max=64,
+                    tooltip="Fills run side by side (particles) per pass, weighed by the kept tokens; the best is kept.",
+                ),
+                io.Int.Input(
+                    "passes",
+                    default=1,
+                    min=1,
+                    max=16,
+                    tooltip="Rounds of candidates; the round whose fill the kept tokens fit best is kept.",
                 ),
             ],
             outputs=[tokens_output("The tokens with the masked part repainted.")],

@@ -6,7 +6,7 @@ import torch
 from gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, place_tokens, variation_keep
 from gptimg_core.conditioning import prepare_condition
 from gptimg_core.editing import score_known, token_logp
-from gptimg_core.generate import run_sampler
+from gptimg_core.particles import particle_fill
 from gptimg_core.sampling import SamplingOptions
 
 from tiny import caption, tiny_gpt
@@ -46,22 +46,52 @@ def test_inpaint_with_nothing_masked_returns_input_and_everything_masked_generat
     assert torch.equal(out, generate(gpt, torch.tensor([3]), top_k=1))
 
 
-def test_lookahead_keeps_the_best_scoring_candidate():
+def test_passes_keep_the_round_whose_kept_tokens_score_best():
     gpt = tiny_gpt("c2i", seed=4)
     codes = _codes(1, seed=3)
     keep = torch.ones(1, 4, 4, dtype=torch.bool)
     keep[0, 1, 1:3] = False  # a hole with known tokens after it
     cond = torch.tensor([4])
-    out = inpaint(gpt, codes, keep, cond, cfg_scale=1.0, candidates=6, generator=torch.Generator().manual_seed(7))
-    # redraw the same six candidates and score them independently
-    c = prepare_condition(gpt, cond, None, None, None, guided=False, where="test").repeat(6)
-    fills = run_sampler(
-        gpt, c, SamplingOptions(cfg_scale=1.0), known=codes.view(1, -1).repeat(6, 1),
-        keep=keep.view(1, -1).repeat(6, 1), generator=torch.Generator().manual_seed(7),
-    )  # fmt: skip
-    scores = score_known(gpt, c, fills, keep.view(1, -1).repeat(6, 1))
-    assert len(set(scores.tolist())) > 1  # the candidates really differ in score
-    assert torch.equal(out.view(-1), fills[scores.argmax()])
+    out = inpaint(
+        gpt, codes, keep, cond, cfg_scale=1.0, candidates=3, passes=4, generator=torch.Generator().manual_seed(7)
+    )
+    # redraw the same four rounds of three particles and score them independently
+    c = prepare_condition(gpt, cond, None, None, None, guided=False, where="test")
+    g, k = torch.Generator().manual_seed(7), keep.view(1, -1)
+    fills = [
+        particle_fill(gpt, c, SamplingOptions(cfg_scale=1.0), codes.view(1, -1), k, 3, generator=g) for _ in "abcd"
+    ]
+    scores = torch.cat([score_known(gpt, c, f, k) for f in fills])
+    assert len(set(scores.tolist())) > 1  # the rounds really differ in score
+    assert torch.equal(out.view(1, -1), fills[int(scores.argmax())])
+
+
+def test_candidates_are_particles_of_one_round():
+    gpt = tiny_gpt("t2i")
+    feats, mask = caption(2, [2, 4])
+    codes = _codes(2)
+    keep = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(2)) < 0.5
+    out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, candidates=5,
+                  generator=torch.Generator().manual_seed(3))  # fmt: skip
+    c = prepare_condition(gpt, feats, mask, None, None, guided=True, where="test")
+    direct = particle_fill(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
+                           generator=torch.Generator().manual_seed(3))  # fmt: skip
+    assert torch.equal(out.view(2, -1), direct)
+
+
+def test_without_kept_tokens_after_the_hole_one_fill_is_drawn():
+    """Variations keep only the first rows: nothing follows the hole to weigh particles by, so the default
+    8 candidates draw exactly what one fill draws (and cost what it costs)."""
+    gpt = tiny_gpt("t2i")
+    feats, mask = caption(2, [2, 4])
+    codes, keep = _codes(2), variation_keep((2, 4, 4), 2)
+    settings = dict(cond_mask=mask, cfg_scale=2.0, temperature=1.5)
+    outs = [inpaint(gpt, codes, keep, feats, candidates=k, generator=torch.Generator().manual_seed(4), **settings)
+            for k in (8, 1)]  # fmt: skip
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0][keep], codes[keep])
+    keep[:, 3, 3] = True  # one kept token after the hole: now the particles run, and draw otherwise
+    many = inpaint(gpt, codes, keep, feats, generator=torch.Generator().manual_seed(4), **settings)
+    assert not torch.equal(many, outs[1])
 
 
 def test_token_logp_is_the_training_loss_per_token():

@@ -138,7 +138,7 @@ GRAPHS: dict[str, Graph] = {
                     mask_mode="any",
                     threshold=0.5,
                     grow=0,
-                    candidates=4,
+                    candidates=8,
                     passes=1,
                 ),
             ),  # fmt: skip
