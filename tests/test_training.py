@@ -376,19 +376,17 @@ def test_compiled_training_matches_eager_training():
 
 
 def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
-    """The whole recipe's stages 2-5 at a tiny scale, from the shipped VQ (`--vq`)."""
+    """The whole recipe's stages 2-4 at a tiny scale, from the shipped VQ (`--vq`)."""
     out = tmp_path / "model"
     assert train_main(["--out", str(out), "--scale", "0.002", "--vq", str(builtin_path("vq"))]) == 0
     shipped, saved = load_vq(builtin_path("vq")), load_vq(out / "vq.safetensors").state_dict()
-    tuned = {k for k, v in shipped.state_dict().items() if not torch.equal(v, saved[k])}
-    assert tuned and all(k.startswith(("decoder.", "post_quant_conv.")) for k in tuned)  # only the decoder moved
+    assert all(torch.equal(v, saved[k]) for k, v in shipped.state_dict().items())  # the given VQ, as it was
     metrics = json.loads((out / "training_metrics.json").read_text())
     assert metrics["vq"] == {"from": str(builtin_path("vq"))}
-    assert set(metrics["decoder"]) == {"before", "after", "train_seconds", "step_seconds"}
-    assert set(metrics["stage_seconds"]) == {"vq", "tokens", "decoder", "t2i", "c2i"} and "budget" not in metrics
+    assert set(metrics["stage_seconds"]) == {"vq", "tokens", "t2i", "c2i"} and "budget" not in metrics
     table = metrics["tokens"]["canonical_codes"]
-    assert sorted(table) == sorted(COLOURS) and all(0 <= c < shipped.codebook_size for c in table.values())
-    assert 0.7 < metrics["tokens"]["targets_changed"] < 0.9  # every flat token: about four in five
+    assert table == dict(zip(COLOURS, range(len(COLOURS)), strict=True))  # flat codes: each colour's own code
+    assert 0.03 < metrics["tokens"]["targets_changed"] < 0.2  # the flat patches the encoder gives another code
     assert metrics["recipes"]["t2i"]["reading_order"] and not metrics["recipes"]["c2i"]["reading_order"]
     assert metrics["t2i"]["compiled"] == metrics["c2i"]["compiled"] == can_compile()
     t2i, c2i = load_gpt(out / "gpt_t2i.safetensors"), load_gpt(out / "gpt_c2i.safetensors")

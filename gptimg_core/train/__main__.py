@@ -1,7 +1,7 @@
 """The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
 
-VQ tokenizer -> tokenised scene pools (targets with canonical flat tokens, canonical.py) -> the VQ's
-decoder fine-tuned to draw from canonical codes (finetune_decoder.py) -> t2i GPT + tiny T5 (jointly)
+VQ tokenizer (each flat palette colour quantised to its own code, train_vq.py's flat_codes) ->
+tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT + tiny T5 (jointly)
 -> c2i GPT (started from the t2i transformer) -> safetensors files, a T5 folder and
 training_metrics.json. `--minutes 90` (the default) keeps the run within 90 minutes on any machine: a
 pilot measures the stages here and every step count shrinks as far as needed (budget.py); on a fast
@@ -29,7 +29,6 @@ from ..shapes.world import CLASS_NAMES, COLOUR_NAMES, HELD_OUT_TRIPLES
 from ..text_encoder import load_text_encoder
 from .budget import Budget, stage_costs
 from .data import vocabulary
-from .finetune_decoder import DecoderRecipe, finetune_decoder
 from .t5_folder import make_t5_folder, save_t5_folder
 from .train_gpt import GPTRecipe, tokenize_scenes, train_c2i, train_t2i
 from .train_vq import VQRecipe, train_vq
@@ -51,8 +50,9 @@ C2I_CONFIG = GPTConfig(
     dim=T2I_CONFIG.dim, n_layer=T2I_CONFIG.n_layer, n_head=T2I_CONFIG.n_head, vocab_size=VQ_CONFIG.codebook_size,
     block_size=64, model_type="c2i", num_classes=len(CLASS_NAMES), cls_token_num=1,
 )  # fmt: skip
-VQ_RECIPE = VQRecipe()
-DECODER_RECIPE = DecoderRecipe()
+# Flat codes (flat_beta 4) and half of each batch scenes of small objects only, half of those stars: the
+# shapes world's flat patches get one code per colour, and small stars, which the VQ drew worst, are drawn.
+VQ_RECIPE = VQRecipe(flat_codes=True, flat_beta=4.0, small_share=0.5)
 # Inputs: a quarter of the sequences read raw codes, a quarter an edit's mix (raw codes around a rectangle of
 # targets: half of them random, half an object's box grown by 0-4 px, as an inpainting mask leaves), half the
 # targets (raw_inputs 1/3 of the non-edit ones); what each bought is in docs/training-notes.md.
@@ -68,7 +68,7 @@ T2I_RECIPE = GPTRecipe(
 C2I_RECIPE = GPTRecipe(steps=2300, scenes=25_000, compile=True)
 
 
-RECIPES = {"vq": VQ_RECIPE, "decoder": DECODER_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}
+RECIPES = {"vq": VQ_RECIPE, "t2i": T2I_RECIPE, "c2i": C2I_RECIPE}
 PILOT_SCALE = 0.005  # the budget's pilot run: 110 VQ steps, 37 t2i steps; 76 s here on a slow day
 
 
@@ -87,7 +87,7 @@ def _scaled(recipe, scale: float, compile: bool = True):
 
 def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None = None, compile: bool = True) -> dict:
     """Train every stage into out at plan's scales: one scale for all, or a Budget that picks each stage's
-    scale as it starts ('vq', 'tokens', 'decoder', 't2i', 'c2i') and hears how long it took. Returns (and
+    scale as it starts ('vq', 'tokens', 't2i', 'c2i') and hears how long it took. Returns (and
     writes to training_metrics.json) the metrics."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -103,16 +103,17 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
             plan.finished(name, stage_seconds[name])
 
     if vq_file:
-        log.info("1/5 VQ tokenizer: %s", vq_file)
+        log.info("1/4 VQ tokenizer: %s", vq_file)
         stage("vq")
         vq, vq_metrics = load_vq(vq_file), {"from": str(vq_file)}
     else:
-        log.info("1/5 VQ tokenizer")
+        log.info("1/4 VQ tokenizer")
         recipes["vq"] = _scaled(VQ_RECIPE, stage("vq"))
         vq, vq_metrics = train_vq(VQ_CONFIG, recipes["vq"], seed=seed)
+    save_model(vq, out / "vq.safetensors")
     done("vq")
 
-    log.info("2/5 tokenising scenes")
+    log.info("2/4 tokenising scenes")
     scale = stage("tokens")
     t2i_scenes, c2i_scenes = (_scaled(r, scale).scenes for r in (T2I_RECIPE, C2I_RECIPE))
     t2i_pool, table = tokenize_scenes(vq, t2i_scenes, "t2i", seed=seed + 10, reading_order=T2I_RECIPE.reading_order)
@@ -124,13 +125,7 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
     }  # fmt: skip
     done("tokens")
 
-    log.info("3/5 the VQ's decoder, on canonical codes")
-    recipes["decoder"] = _scaled(DECODER_RECIPE, stage("decoder"))
-    decoder_metrics = finetune_decoder(vq, table, recipes["decoder"], seed=seed + 30)
-    save_model(vq, out / "vq.safetensors")
-    done("decoder")
-
-    log.info("4/5 t2i GPT + T5 encoder")
+    log.info("3/4 t2i GPT + T5 encoder")
     recipes["t2i"] = replace(_scaled(T2I_RECIPE, stage("t2i"), compile), scenes=t2i_scenes)
     with tempfile.TemporaryDirectory() as tmp:
         make_t5_folder(Path(tmp) / "t5", vocabulary(), seed=seed, **T5_SIZE)
@@ -142,14 +137,14 @@ def run_recipe(out: Path, seed: int, plan: Budget | float, vq_file: str | None =
     save_t5_folder(out / "t5", te.model, te.tokenizer)
     done("t2i")
 
-    log.info("5/5 c2i GPT")
+    log.info("4/4 c2i GPT")
     recipes["c2i"] = replace(_scaled(C2I_RECIPE, stage("c2i"), compile), scenes=c2i_scenes)
     c2i, c2i_metrics = train_c2i(C2I_CONFIG, c2i_pool, recipes["c2i"], seed=seed, init=t2i)
     save_model(c2i, out / "gpt_c2i.safetensors", extra={"class_names": json.dumps(list(CLASS_NAMES))})
     done("c2i")
 
     metrics = {
-        "vq": vq_metrics, "tokens": tokens, "decoder": decoder_metrics, "t2i": t2i_metrics, "c2i": c2i_metrics,
+        "vq": vq_metrics, "tokens": tokens, "t2i": t2i_metrics, "c2i": c2i_metrics,
         "recipes": {k: asdict(r) for k, r in recipes.items()}, "seed": seed, "stage_seconds": stage_seconds,
         "held_out_triples": len(HELD_OUT_TRIPLES), "total_seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),
@@ -199,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--vq",
         default=None,
-        help="a trained VQ (.safetensors) to start from: skips stage 1 (its decoder is still fine-tuned)",
+        help="a trained VQ (.safetensors) to start from: skips stage 1",
     )
     ap.add_argument("--no-compile", action="store_true", help="train the GPTs eager (slower; torch.compile needs g++)")
     a = ap.parse_args(argv)
@@ -220,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info(
         "done in %.0f s: %s",
         time.perf_counter() - t0,
-        json.dumps({k: metrics[k] for k in ("vq", "decoder", "t2i", "c2i")}),
+        json.dumps({k: metrics[k] for k in ("vq", "t2i", "c2i")}),
     )
     return 0
 

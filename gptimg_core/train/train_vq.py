@@ -40,9 +40,8 @@ class VQRecipe:
     # 41% of reconstructions pass the checker, against 26% with prompt scenes and a flat loss).
     dense: bool = True  # train on crowded scenes (tokenizer_batch) instead of prompt scenes
     object_weight: float = 4.0  # extra reconstruction weight on pixels within 2 px of an object
-    # Share of each dense batch drawn as scenes of small objects only, small_star_share of those objects stars
-    # (as the decoder stage's DecoderRecipe): small stars are the shapes its codes lose. Off: the shipped VQ's
-    # stage 1 ran without it.
+    # Share of each dense batch drawn as scenes of small objects only, small_star_share of those objects stars:
+    # small stars were the shapes the VQ lost (the built-in recipe: half).
     small_share: float = 0.0
     small_star_share: float = 0.5
     # bf16 autocast for the encoder, decoder and discriminator where the CPU has native bf16 (precision.py);
