@@ -176,7 +176,7 @@ def eval_binding(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
     its shape scores about 50%. Scenes are named in reading order, as the t2i was trained, and scored in
     canonical codes (every flat token its colour's commonest code among these scenes), the codes the
     built-in t2i learnt to emit: on raw codes its likelihoods are dominated by context codes it never
-    emits (for the t2i shipped with the decoder stage: 68.8% of 128 dev scenes on raw codes, 84.4% on
+    emits (for an earlier t2i, on the VQ before flat codes: 68.8% of 128 dev scenes on raw codes, 84.4% on
     canonical ones)."""
     rng = np.random.default_rng(seed)
     tally = Tally()
