@@ -42,7 +42,7 @@ def particle_fill(
     keep = keep.to(device).repeat_interleave(K, 0)  # (R, N)
     tokens = torch.where(keep, known.to(device).repeat_interleave(K, 0), 0)
     guided = c.tokens.shape[0] == 2 * R
-    all_kept = keep.all(0).tolist()
+    all_kept, any_kept = keep.all(0).tolist(), keep.any(0).tolist()
     cache = gpt.new_cache(c.tokens.shape[0])
     T = gpt.cfg.cls_token_num
     logw = torch.zeros(B, K, device=device)
@@ -52,6 +52,8 @@ def particle_fill(
         return guide(raw, opts.guidance(t, N)) if guided else raw  # (R, V)
 
     def weigh(logits: Tensor, t: int) -> None:
+        if not any_kept[t]:
+            return  # free in every row: nothing to weigh
         lp = (logits / temp).log_softmax(-1).gather(1, tokens[:, t : t + 1]).squeeze(1)  # (R,)
         logw.add_(torch.where(keep[:, t], lp, 0.0).view(B, K))
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gptimg_core.conditioning import prepare_condition
+from gptimg_core.editing import score_known
 from gptimg_core.generate import run_sampler
 from gptimg_core.particles import _resample, particle_fill
 from gptimg_core.sampling import SamplingOptions
@@ -54,15 +55,8 @@ def test_the_kept_heaviest_particle_explains_the_kept_tokens_best():
             particle_fill(gpt, cond, opts, greedy, keep, particles, generator=torch.Generator().manual_seed(s))
             for s in range(12)
         ]
-        logp.append(sum(_kept_logp(gpt, cond, f, keep) for f in fills) / len(fills))
+        logp.append(sum(float(score_known(gpt, cond, f, keep)) for f in fills) / len(fills))
     assert logp[1] > logp[0] + 0.3, logp  # -3.21 against -3.84 nats when written
-
-
-def _kept_logp(gpt, cond, tokens, keep) -> float:
-    """Teacher-forced log-probability of the kept tokens after the first free one (unguided)."""
-    from gptimg_core.editing import score_known
-
-    return float(score_known(gpt, cond, tokens, keep))
 
 
 def test_resampling_happens_only_when_weights_degenerate():

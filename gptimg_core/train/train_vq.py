@@ -78,18 +78,15 @@ def _quantize_fp32(
     zn = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, e), dim=-1)  # (Bhw, e)
     book = vq.quantize.codebook()
     codes = (zn @ book.T).argmax(1)  # nearest on the sphere = largest cosine
-    if flat is None:
-        zq = book[codes]
-        loss = F.mse_loss(zq, zn.detach()) + beta * F.mse_loss(zn, zq.detach())
-        zq = zn + (zq - zn).detach()
-    else:
-        forced = flat.flatten() >= 0  # (Bhw,)
-        codes = torch.where(forced, flat.flatten(), codes)
-        zq = book[codes]
-        commit = torch.where(forced, flat_beta, beta)  # (Bhw,)
-        loss = ((zq - zn.detach()).square().mean(1) + commit * (zn - zq.detach()).square().mean(1)).mean()
-        # a flat token's code does not depend on the encoder: the decoder's gradient goes to the code itself
-        zq = torch.where(forced[:, None], zq, zn + (zq - zn).detach())
+    flat = flat.flatten() if flat is not None else torch.full_like(codes, -1)  # (Bhw,); -1: not a flat patch
+    forced = flat >= 0
+    codes = torch.where(forced, flat, codes)
+    zq = book[codes]
+    commit = torch.where(forced, flat_beta, beta)  # (Bhw,)
+    loss = ((zq - zn.detach()).square().mean(1) + commit * (zn - zq.detach()).square().mean(1)).mean()
+    # a flat token's code does not depend on the encoder: the decoder's gradient goes to the code itself;
+    # every other token is straight-through
+    zq = torch.where(forced[:, None], zq, zn + (zq - zn).detach())
     return zq.view(B, h, w, e).permute(0, 3, 1, 2), loss, codes.view(B, h, w)
 
 
