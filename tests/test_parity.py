@@ -63,6 +63,7 @@ def test_vq_batches_larger_than_a_cpu_chunk_give_each_image_its_own_result(monke
     assert torch.equal(codes, torch.cat([vq.encode(im[None]) for im in images]))
     pixels = vq.decode(codes)
     assert pixels.shape == images.shape
-    torch.testing.assert_close(pixels, torch.cat([vq.decode(c[None]) for c in codes]), atol=1e-5, rtol=0)
+    # 1e-4: conv algorithms differ by 1.3e-5 on some CPUs; another image's pixels would differ by ~0.1-1
+    torch.testing.assert_close(pixels, torch.cat([vq.decode(c[None]) for c in codes]), atol=1e-4, rtol=0)
     assert vq_module._chunk((side, side), torch.device("cpu")) == 2
     assert vq_module._chunk((side, side), torch.device("meta")) >= 5  # no chunking off the CPU
