@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .builtin import BUILTIN_SAMPLING, builtin_path
+from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
 from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
 from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
@@ -58,7 +58,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=None,
-        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']})",
+        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']}; both 1.0 to inpaint)",
     )
     p.add_argument("--top-k", type=int, default=None, help=f"0 = off (default 0, built-in models {t2i['top_k']})")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -130,10 +130,10 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     return out
 
 
-def _sampling(a: argparse.Namespace, model_type: str) -> dict:
+def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[str, float]] = BUILTIN_SAMPLING) -> dict:
     """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
-    own (BUILTIN_SAMPLING of that model_type) when no --gpt is given."""
-    default = BUILTIN_SAMPLING[model_type] if a.gpt is None else asdict(SamplingOptions())
+    own (`builtin` of that model_type: BUILTIN_SAMPLING, or BUILTIN_INPAINT_SAMPLING) when no --gpt is given."""
+    default = builtin[model_type] if a.gpt is None else asdict(SamplingOptions())
     return dict(
         cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
         cfg_schedule=a.cfg_schedule, temperature=default["temperature"] if a.temperature is None else a.temperature,
@@ -182,7 +182,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
     )
     out = inpaint(
-        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type),
+        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type, BUILTIN_INPAINT_SAMPLING),
         candidates=a.candidates, passes=a.passes, callback=Progress("inpaint"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(out)), a.out):

@@ -108,9 +108,9 @@ def inpaint(
     are dropped for copies of the others along the way, and the heaviest fill is kept. `passes`
     rounds keep the fill under which the kept tokens after the hole are likeliest (score_known).
     Where no kept token follows the hole (variations, outpainting at the end) there is nothing to
-    weigh fills by, and one fill is drawn. The built-in model draws the new object right in 88.5% of
-    96 dev edits with 8 particles, 74.0% with one fill (docs/training-notes.md).
-    """
+    weigh fills by, and one fill is drawn. The built-in t2i draws the new object right in 88.4% of 672
+    dev edits with 8 particles at temperature 1.0 (84.2% at its generation temperature 0.7), and in
+    74.0% of 96 with one fill (docs/training-notes.md)."""
     where = "inpaint"
     _check_grid(gpt, codes, keep, where)
     if candidates < 1 or passes < 1:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .builtin import BUILTIN_SAMPLING, builtin_path
+from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
 from .checkpoint import DTYPES, load_gpt, load_vq
 from .conditioning import prepare_condition
 from .editing import inpaint, pixel_mask_to_tokens, token_logp
@@ -40,6 +40,8 @@ DEV_SETS = {
     "reconstruction": [(300, 888)],
     "binding": [(128, 4242)],
 }
+# What each part samples with: the built-in GPTs' settings, and the t2i's for inpainting.
+EVAL_SAMPLING = {**BUILTIN_SAMPLING, "inpaint": BUILTIN_INPAINT_SAMPLING["t2i"]}
 
 
 @dataclass
@@ -71,9 +73,9 @@ class Models:
     c2i: GPT
     vq: VQModel
     te: TextEncoder
-    # Sampling settings by model_type; the built-in GPTs' defaults unless overridden (--sampling).
+    # Sampling settings by model_type, and "inpaint" (the t2i's); EVAL_SAMPLING unless overridden (--sampling).
     sampling: dict[str, dict[str, float]] = field(
-        default_factory=lambda: {k: dict(v) for k, v in BUILTIN_SAMPLING.items()}
+        default_factory=lambda: {k: dict(v) for k, v in EVAL_SAMPLING.items()}
     )
 
     def text(self, prompts: list[str], seed: int, **kw) -> np.ndarray:
@@ -238,7 +240,7 @@ def eval_inpaint(m: Models, n: int, seed: int, batch: int = 16) -> Tally:
         redo = pixel_mask_to_tokens(torch.from_numpy(np.stack([c[3] for c in chunk])), m.vq.downsample)
         feats, mask = m.te.encode([describe(c[1]) for c in chunk])
         g = torch.Generator().manual_seed(seed + start)
-        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **m.sampling["t2i"])
+        out = inpaint(m.t2i, codes, ~redo, feats, cond_mask=mask, generator=g, **m.sampling["inpaint"])
         for i, im in enumerate(to_uint8(m.vq.decode(out))):
             tally.add("inpaint: new object right", check(chunk[i][1], im).ok)
             tally.add(
@@ -272,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--dev", action="store_true", help="the development sets (DEV_SETS) instead of --n / --seed")
     ap.add_argument(
-        "--sampling", action="append", default=[], metavar="MODEL.SETTING=VALUE", help="e.g. t2i.cfg_scale=3"
+        "--sampling",
+        action="append",
+        default=[],
+        metavar="MODEL.SETTING=VALUE",
+        help="MODEL: t2i, c2i or inpaint (the t2i inpainting); e.g. t2i.cfg_scale=3, inpaint.temperature=0.7",
     )
     ap.add_argument("--json", help="also write the rates to this file")
     ap.add_argument("--device", default="cpu", help="e.g. cuda")
@@ -281,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
     a = ap.parse_args(argv)
     try:
-        sampling = parse_sampling(a.sampling, BUILTIN_SAMPLING)
+        sampling = parse_sampling(a.sampling, EVAL_SAMPLING)
     except ValueError as e:
         ap.error(str(e))
     t0 = time.perf_counter()

@@ -11,10 +11,11 @@ from comfy_api.latest import io
 from torch import Tensor
 
 from ..gptimg_core import to_uint8
-from ..gptimg_core.builtin import BUILTIN_SAMPLING
+from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 from .types import COND, MODEL, TOKENS, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 _T2I, _C2I = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]  # for the tooltips
+_INPAINT = BUILTIN_INPAINT_SAMPLING["t2i"]
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
 
 
@@ -194,16 +195,15 @@ def cfg_input() -> io.Input:
     )
 
 
-def temperature_input() -> io.Input:
-    return io.Float.Input(
-        "temperature",
-        default=1.0,
-        min=0.0,
-        max=5.0,
-        step=0.01,
-        tooltip="Sampling temperature: below 1 is more conservative, above 1 more varied; 0 is greedy. "
-        f"The built-in t2i model draws best at {_T2I['temperature']}, the built-in c2i at {_C2I['temperature']}.",
+def temperature_input(inpainting: bool = False) -> io.Input:
+    """The temperature widget; `inpainting` adds the built-in t2i's inpainting temperature to its tooltip."""
+    tip = (
+        "Sampling temperature: below 1 is more conservative, above 1 more varied; 0 is greedy. "
+        f"The built-in t2i model draws best at {_T2I['temperature']}, the built-in c2i at {_C2I['temperature']}."
     )
+    if inpainting:
+        tip += f" To inpaint with candidates > 1, the built-in t2i draws best at {_INPAINT['temperature']}."
+    return io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01, tooltip=tip)
 
 
 def top_k_input() -> io.Input:

@@ -95,8 +95,8 @@ def grid_info(mask: Tensor, ds: int) -> dict:
     }
 
 
-def sampling_inputs() -> list[io.Input]:
-    return [seed_input(), cfg_input(), temperature_input(), top_k_input(), top_p_input()]
+def sampling_inputs(inpainting: bool = False) -> list[io.Input]:
+    return [seed_input(), cfg_input(), temperature_input(inpainting), top_k_input(), top_p_input()]
 
 
 class TokenInpaint(io.ComfyNode):
@@ -116,7 +116,7 @@ class TokenInpaint(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Where to repaint (1 = repaint), the size of the tokens' image."),
                 positive_input(),
                 negative_input(),
-                *sampling_inputs(),
+                *sampling_inputs(inpainting=True),
                 *mask_modes(),
                 io.Int.Input(
                     "candidates",

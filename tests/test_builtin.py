@@ -11,9 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from gptimg_core import BUILTIN_DIR, load_gpt, load_text_encoder, load_vq
-from gptimg_core.builtin import builtin_path
+from gptimg_core import BUILTIN_DIR, inpaint, load_gpt, load_text_encoder, load_vq, pixel_mask_to_tokens
+from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
+from gptimg_core.cli import main
 from gptimg_core.eval import eval_binding, eval_class, eval_inpaint, eval_text, load_builtin
+from gptimg_core.images import from_uint8, to_uint8
+from gptimg_core.shapes import place, render
+from gptimg_core.shapes.world import ObjectSpec, SceneSpec
 
 # Floors a little below what this sample measures with the shipped weights (fixed seeds, but not
 # bit-identical across CPUs); they catch a broken model or sampler (untrained weights score 0 everywhere).
@@ -79,3 +83,32 @@ def test_prompt_following_on_a_small_sample(models):
         rates.update({k: v["rate"] for k, v in tally.rates().items()})
     low = {k: (rates[k], floor) for k, floor in FLOORS.items() if rates[k] < floor}
     assert not low, f"rates below their floors (rate, floor): {low}"
+
+
+def test_cli_inpaints_with_the_builtin_inpainting_settings(models, tmp_path):
+    scene = place(SceneSpec("blue", (ObjectSpec("red", "circle", "large", "center"),)), np.random.default_rng(0))
+    image = render(scene, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    prompt = "a large green star in the center on a blue background"
+    args = ["inpaint", "--prompt", prompt, "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png")]
+    assert main([*args, "--seed", "3", "--out", str(tmp_path / "default.png")]) == 0
+    assert main([*args, "--seed", "3", "--temperature", "0.7", "--out", str(tmp_path / "cooler.png")]) == 0
+
+    settings = BUILTIN_INPAINT_SAMPLING["t2i"]
+    assert settings["temperature"] != BUILTIN_SAMPLING["t2i"]["temperature"]  # otherwise nothing is tested here
+    codes = models.vq.encode(from_uint8(image[None]))
+    keep = ~pixel_mask_to_tokens(torch.from_numpy(mask[None] / 255.0), models.vq.downsample)
+    feats, fmask = models.te.encode([prompt])
+    want = {}
+    for temperature in (settings["temperature"], 0.7):
+        g = torch.Generator().manual_seed(3)
+        out = inpaint(
+            models.t2i, codes, keep, feats, cond_mask=fmask, generator=g, **{**settings, "temperature": temperature}
+        )
+        want[temperature] = to_uint8(models.vq.decode(out))[0]
+    default, cooler = (np.asarray(Image.open(tmp_path / f)) for f in ("default.png", "cooler.png"))
+    assert np.array_equal(default, want[settings["temperature"]])  # no flags: the built-in inpainting settings
+    assert np.array_equal(cooler, want[0.7]) and not np.array_equal(default, cooler)  # a flag overrides them

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gptimg_core.builtin import BUILTIN_SAMPLING
+from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 from gptimg_core.cli import _sampling, main
 from gptimg_core.train.t5_folder import make_t5_folder
 
@@ -138,6 +138,9 @@ def test_sampling_defaults_follow_the_model():
             want["cfg_scale"], want["top_k"], want["temperature"]
         )  # fmt: skip
     assert BUILTIN_SAMPLING["t2i"]["temperature"] != BUILTIN_SAMPLING["c2i"]["temperature"]  # each its own
+    inpainting = _sampling(argparse.Namespace(gpt=None, **flags), "t2i", BUILTIN_INPAINT_SAMPLING)
+    assert inpainting["temperature"] == BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"] == 1.0
+    assert inpainting["cfg_scale"] == BUILTIN_SAMPLING["t2i"]["cfg_scale"]  # only the temperature differs
     llamagen = _sampling(argparse.Namespace(gpt="c2i_B_256.pt", **flags), "c2i")
     assert (llamagen["cfg_scale"], llamagen["top_k"], llamagen["temperature"]) == (4.0, 0, 1.0)  # LlamaGen's own
     given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0, "temperature": 1.0}), "t2i")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gptimg_core.builtin import BUILTIN_SAMPLING
-from gptimg_core.eval import DEV_SETS, load_builtin, main, parse_sampling
+from gptimg_core.eval import DEV_SETS, EVAL_SAMPLING, load_builtin, main, parse_sampling
 
 
 def test_sampling_overrides_change_one_setting_of_a_copy():
@@ -17,6 +17,8 @@ def test_sampling_overrides_change_one_setting_of_a_copy():
     assert out["t2i"]["cfg_scale"] == 3.0 and out["c2i"]["top_k"] == 8 and isinstance(out["c2i"]["top_k"], int)
     assert out["t2i"]["temperature"] == BUILTIN_SAMPLING["t2i"]["temperature"]
     assert BUILTIN_SAMPLING == before  # the defaults are untouched
+    inpaint = parse_sampling(["inpaint.temperature=0.7"], EVAL_SAMPLING)["inpaint"]
+    assert inpaint["temperature"] == 0.7 and EVAL_SAMPLING["inpaint"]["temperature"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,7 @@ def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
     assert main(["--n", "16", "--sampling", "t2i.top_k=5", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["sampling"]["t2i"]["top_k"] == 5
+    assert report["sampling"]["inpaint"] == EVAL_SAMPLING["inpaint"]  # inpainting has settings of its own
     assert report["sets"]["text"] == [[16, 1234]]
     assert (report["device"], report["dtype"]) == ("cpu", "fp32")
     assert torch.is_grad_enabled()  # the caller's grad mode is back (training later in the process needs it)

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from gptimg_core.builtin import BUILTIN_SAMPLING
+from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 
 HERE = Path(__file__).resolve().parent
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -67,6 +67,7 @@ def builtin_sampling(model_type: str) -> dict[str, float]:
 
 SAMPLING, C2I_SAMPLING = builtin_sampling("t2i"), builtin_sampling("c2i")
 EDIT = dict(seed=7, **SAMPLING)
+INPAINT = dict(EDIT, temperature=BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"])  # particles draw best at 1.0
 
 
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
@@ -134,7 +135,7 @@ GRAPHS: dict[str, Graph] = {
                     tokens=L(8),
                     mask=L(11),
                     positive=L(13),
-                    **EDIT,
+                    **INPAINT,
                     mask_mode="any",
                     threshold=0.5,
                     grow=0,

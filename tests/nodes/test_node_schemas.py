@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptimg_core.builtin import BUILTIN_SAMPLING
+from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -173,3 +173,9 @@ def test_sampling_tooltips_name_the_builtin_models_settings(comfy):
     tip = inputs["temperature"][1]["tooltip"]
     assert f"t2i model draws best at {t2i['temperature']}" in tip and f"c2i at {c2i['temperature']}" in tip
     assert f"The built-in models: {t2i['top_k']}" in inputs["top_k"][1]["tooltip"]
+    assert "To inpaint" not in tip
+    inpaint_tip = info(comfy, "GPTImgTokenInpaint")["input"]["required"]["temperature"][1]["tooltip"]
+    assert (
+        inpaint_tip.startswith(tip)
+        and f"t2i draws best at {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']}" in inpaint_tip
+    )
