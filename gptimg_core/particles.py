@@ -41,7 +41,7 @@ def particle_fill(
     c = cond.repeat(K)  # image b's particles are rows b*K .. b*K + K - 1
     keep = keep.to(device).repeat_interleave(K, 0)  # (R, N)
     tokens = torch.where(keep, known.to(device).repeat_interleave(K, 0), 0)
-    guided = c.tokens.shape[0] == 2 * R
+    guided, key_ok = c.tokens.shape[0] == 2 * R, c.key_ok
     all_kept, any_kept = keep.all(0).tolist(), keep.any(0).tolist()
     cache = gpt.new_cache(c.tokens.shape[0])
     T = gpt.cfg.cls_token_num
@@ -58,7 +58,7 @@ def particle_fill(
         logw.add_(torch.where(keep[:, t], lp, 0.0).view(B, K))
 
     with torch.no_grad(), decode_attention(device):
-        logits = gpt(None, 0, cond=c.tokens, cache=cache, mask=attention_mask(c.key_ok, 0, T), last_only=True)
+        logits = gpt(None, 0, cond=c.tokens, cache=cache, mask=attention_mask(key_ok, 0, T), last_only=True)
         t = 0
         while t < N:
             s = step_logits(logits[:, -1], t)
@@ -74,12 +74,17 @@ def particle_fill(
             fed = tokens[:, t : min(t + n, N - 1)]  # the last token is fed only to score what follows it: nothing
             if fed.shape[1] == 0:
                 break
+            if guided and opts.guidance(t + 1, N) is None:
+                # guidance is over for good (from the first token this feed predicts): drop the null half
+                guided = False
+                cache.keep(slice(0, R))
+                key_ok = key_ok[:R] if key_ok is not None else None
             start = T + t
             out = gpt(
                 torch.cat([fed, fed]) if guided else fed,
                 start,
                 cache=cache,
-                mask=attention_mask(c.key_ok, start, fed.shape[1]),
+                mask=attention_mask(key_ok, start, fed.shape[1]),
             )  # (rows, n, V)
             for j in range(min(n - 1, fed.shape[1])):  # out[:, j] predicts the kept token t + 1 + j
                 weigh(step_logits(out[:, j], t + 1 + j), t + 1 + j)

@@ -42,6 +42,22 @@ def test_one_particle_is_the_plain_sampler():
     assert torch.equal(one, plain)
 
 
+def test_particles_drop_the_null_half_when_the_cfg_interval_ends():
+    gpt, cond, _, known, keep = _case("t2i", 3.0)
+    opts = SamplingOptions(3.0, cfg_interval=2, temperature=1.0)
+    one = particle_fill(gpt, cond, opts, known, keep, 1, generator=torch.Generator().manual_seed(5))
+    rows = []  # batch rows of each token feed
+    hook = gpt.tok_embeddings.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
+    try:
+        four = particle_fill(gpt, cond, opts, known, keep, 4, generator=torch.Generator().manual_seed(5))
+    finally:
+        hook.remove()
+    plain = run_sampler(gpt, cond, opts, known=known, keep=keep, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(one, plain)  # the same draws as the plain sampler, guided only within the interval
+    assert torch.equal(four[keep], known[keep])
+    assert rows[0] == 2 * 2 * 4 and rows[-1] == 2 * 4  # [cond; null] rows of the 4 particles, then cond alone
+
+
 def test_the_kept_heaviest_particle_explains_the_kept_tokens_best():
     # Kept tokens the model itself draws greedily after a hole: a fill is likelier the more it agrees with them.
     gpt, cond, _, _, _ = _case("c2i", 1.0, batch=1)
