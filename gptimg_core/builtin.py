@@ -14,11 +14,11 @@ BUILTIN_SAMPLING: dict[str, dict[str, float]] = {
     "t2i": {"cfg_scale": 2.0, "temperature": 0.7, "top_k": 20, "top_p": 1.0},
     "c2i": {"cfg_scale": 2.0, "temperature": 1.0, "top_k": 20, "top_p": 1.0},
 }
-# Inpainting with particles (editing.inpaint, candidates > 1) draws at temperature 1.0: the particles'
-# weighing and resampling by the kept tokens does the selecting that a low temperature does for one fill,
-# and a fuller spread gives it more fills to choose among. 8 particles, 672 dev edits (seeds 777-783):
-# temperature 0.7 right in 84.2%, 1.0 in 88.4% (ahead on every seed); CFG 1.5 or 3 and top-k 0 or 50
-# did worse or no better (docs/training-notes.md).
+# Inpainting with particles (editing.inpaint, candidates > 1) draws at temperature 1.0: picking among the
+# particles does the selecting that a low temperature does for one fill, and a fuller spread gives it more
+# fills to choose among. 8 particles (resampled as they went, as first measured), 672 dev edits (seeds
+# 777-783): temperature 0.7 right in 84.2%, 1.0 in 88.4% (ahead on every seed); CFG 1.5 or 3 and top-k 0
+# or 50 did worse or no better (docs/training-notes.md).
 BUILTIN_INPAINT_SAMPLING: dict[str, dict[str, float]] = {
     kind: {**s, "temperature": 1.0} for kind, s in BUILTIN_SAMPLING.items()
 }

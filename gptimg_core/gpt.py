@@ -117,12 +117,6 @@ class KVCache:
         self.v = [v[rows] for v in self.v]
         self.batch = self.k[0].shape[0]
 
-    def reorder(self, rows: Tensor) -> None:
-        """Take batch rows in this order, repeats allowed (particles resampled); copies."""
-        self.k = [k.index_select(0, rows) for k in self.k]
-        self.v = [v.index_select(0, rows) for v in self.v]
-        self.batch = len(rows)
-
 
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:

@@ -109,7 +109,7 @@ class TokenInpaint(io.ComfyNode):
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Repaints the tokens under a mask; every other token stays exactly as it was. More candidates "
-            "run several fills side by side and drop, as they go, those the kept tokens after the hole disagree with.",
+            "run several fills side by side and keep the one the kept tokens after the hole agree with best.",
             inputs=[
                 model_input(),
                 tokens_input("Tokens of the image to edit (from VQ Encode or a sampler)."),

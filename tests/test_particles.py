@@ -1,12 +1,12 @@
-"""Sequential Monte Carlo fills (particles.py): kept tokens stay, weights follow the kept tokens, resampling."""
+"""Particle fills (particles.py): kept tokens stay, weights follow the kept tokens, the pick follows both."""
 
 import pytest
 import torch
 
-from gptimg_core.conditioning import prepare_condition
-from gptimg_core.editing import score_known
+from gptimg_core.conditioning import Condition, prepare_condition
+from gptimg_core.editing import score_known, token_logp
 from gptimg_core.generate import run_sampler
-from gptimg_core.particles import _resample, particle_fill
+from gptimg_core.particles import FILL_WEIGHT, particle_fill, particle_fills
 from gptimg_core.sampling import SamplingOptions
 
 from tiny import caption, tiny_gpt
@@ -58,7 +58,7 @@ def test_particles_drop_the_null_half_when_the_cfg_interval_ends():
     assert rows[0] == 2 * 2 * 4 and rows[-1] == 2 * 4  # [cond; null] rows of the 4 particles, then cond alone
 
 
-def test_the_kept_heaviest_particle_explains_the_kept_tokens_best():
+def test_more_particles_pick_fills_that_explain_the_kept_tokens_better():
     # Kept tokens the model itself draws greedily after a hole: a fill is likelier the more it agrees with them.
     gpt, cond, _, _, _ = _case("c2i", 1.0, batch=1)
     greedy = run_sampler(gpt, cond, SamplingOptions(1.0, top_k=1))  # (1, 16)
@@ -75,17 +75,18 @@ def test_the_kept_heaviest_particle_explains_the_kept_tokens_best():
     assert logp[1] > logp[0] + 0.3, logp  # -3.21 against -3.84 nats when written
 
 
-def test_resampling_happens_only_when_weights_degenerate():
-    logw = torch.zeros(2, 4)
-    assert _resample(logw, torch.Generator().manual_seed(0)) is None  # equal weights: nothing to do
-    logw = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, -50.0, -50.0, -50.0]])
-    order = _resample(logw, torch.Generator().manual_seed(0))
-    assert order.tolist() == [0, 1, 2, 3, 4, 4, 4, 4]  # image 0 untouched, image 1 all on its one live particle
-    assert torch.equal(logw, torch.zeros(2, 4))  # the resampled image's weights start equal again
-
-
-def test_systematic_resampling_keeps_particles_in_proportion():
-    logw = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125] + [1e-9] * 4]))
-    order = _resample(logw, torch.Generator().manual_seed(1))
-    counts = torch.bincount(order, minlength=8)
-    assert counts.tolist()[:4] == [4, 2, 1, 1] and counts[4:].sum() == 0
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_weights_and_likelihoods_are_the_teacher_forced_ones_and_pick_the_fill(cfg):
+    gpt, cond, opts, known, keep = _case("t2i", cfg)
+    K = 5
+    fills, logw, loglik = particle_fills(gpt, cond, opts, known, keep, K, generator=torch.Generator().manual_seed(2))
+    rows = keep.repeat_interleave(K, 0)  # (B*K, N)
+    plain = cond.repeat(K) if cfg == 1.0 else Condition(cond.tokens[:2], cond.key_ok[:2], 2).repeat(K)
+    lp = token_logp(gpt, plain, fills)  # (B*K, N): the conditional model alone, teacher-forced
+    torch.testing.assert_close(loglik.flatten(), (lp * ~rows).sum(1), atol=1e-4, rtol=1e-4)
+    if cfg == 1.0:  # unguided at temperature 1: the weights are the kept tokens' teacher-forced log-probabilities
+        torch.testing.assert_close(logw.flatten(), (lp * rows).sum(1), atol=1e-4, rtol=1e-4)
+    assert fills.view(2, K, -1).unique(dim=1).shape[1] > 1  # independent fills, not copies
+    picked = particle_fill(gpt, cond, opts, known, keep, K, generator=torch.Generator().manual_seed(2))
+    best = (logw + FILL_WEIGHT * loglik).argmax(1)
+    assert torch.equal(picked, fills.view(2, K, -1)[torch.arange(2), best])
