@@ -56,6 +56,7 @@ class Graph:
 
 
 T2I_PROMPT = "a large red circle on a blue background"
+INPAINT_PROMPT = "a small yellow star in the center on a blue background"  # in place of the original's small circle
 SAMPLER = dict(seed=42, batch_size=4, cfg_interval=-1, cfg_schedule="constant")
 
 
@@ -115,7 +116,7 @@ GRAPHS: dict[str, Graph] = {
     ),
     "inpainting": Graph(
         [
-            *t2i_front("a red circle on a blue background"),
+            *t2i_front("a small red circle in the center on a blue background"),
             preview(7, L(6), "original"),
             N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
             N(9, "SolidMask", dict(value=0.0, width=64, height=64), title="keep everything..."),
@@ -126,7 +127,11 @@ GRAPHS: dict[str, Graph] = {
                 "GPTImgTokenMaskPreview",
                 dict(image=L(6), mask=L(11), vq=L(3), mask_mode="any", threshold=0.5, grow=0),
             ),
-            N(13, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=T2I_PROMPT, negative_prompt="")),
+            N(
+                13,
+                "GPTImgEncodePrompt",
+                dict(text_encoder=L(2), model=L(1), prompt=INPAINT_PROMPT, negative_prompt=""),
+            ),
             N(
                 14,
                 "GPTImgTokenInpaint",
