@@ -58,7 +58,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=None,
-        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']}; both 1.0 to inpaint)",
+        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']}; "
+        f"t2i {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']} to inpaint)",
     )
     p.add_argument("--top-k", type=int, default=None, help=f"0 = off (default 0, built-in models {t2i['top_k']})")
     p.add_argument("--top-p", type=float, default=1.0)
