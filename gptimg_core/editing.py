@@ -105,8 +105,8 @@ def inpaint(
     Raster order means a resampled token sees only the tokens before it. With candidates > 1, each
     round runs that many fills per image side by side as particles (particles.py): every kept token
     weighs the fills by how likely the model finds it after them, and the image keeps the fill with
-    the best weight plus a share of its own likelihood under the prompt. `passes` rounds keep the fill
-    under which the kept tokens after the hole are likeliest (score_known). Where no kept token
+    the best weight plus a share of its own likelihood under the prompt (particles.pick). `passes`
+    rounds of candidates keep the best fill of all by the same score. Where no kept token
     follows the hole (variations, outpainting at the end) there is nothing to weigh fills by, and one
     fill is drawn. The built-in t2i, 8 particles at temperature 1.0, draws the new object right in
     89.8% of 1,152 dev edits (one fill: 74.0% of 96; docs/training-notes.md)."""
@@ -128,16 +128,12 @@ def inpaint(
     if (candidates == 1 and passes == 1) or not bool(after_hole.any()):
         return run_sampler(gpt, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(B, g, g)
     rounds = _Rounds(callback, passes)
-    fills = [
+    picked = [
         particle_fill(gpt, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p))
         for p in range(passes)
-    ]  # each (B, N)
-    if passes == 1:
-        return fills[0].view(B, g, g)
-    scorer = prepare_condition(gpt, cond, cond_mask, None, None, guided=False, where=where)
-    scores = torch.stack([score_known(gpt, scorer, f, kmask) for f in fills])  # (passes, B)
-    best = torch.stack(fills)[scores.argmax(0), torch.arange(B, device=device)]  # (B, N)
-    return best.view(B, g, g)
+    ]  # each (fill (B, N), score (B,))
+    fills, scores = torch.stack([f for f, _ in picked]), torch.stack([s for _, s in picked])  # (P, B, N), (P, B)
+    return fills[scores.argmax(0), torch.arange(B, device=device)].view(B, g, g)
 
 
 class _Rounds:

@@ -121,12 +121,15 @@ def particle_fill(
     *,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Fill the free tokens (keep False) of known (B, N) with `particles` fills per image and keep, per image,
-    the one with the highest log-weight + FILL_WEIGHT x log-likelihood (particle_fills) -> (B, N)."""
-    tokens, logw, loglik = particle_fills(
-        gpt, cond, opts, known, keep, particles, generator=generator, callback=callback
-    )
+    the best by `pick` -> (fill (B, N), its score (B,))."""
+    return pick(*particle_fills(gpt, cond, opts, known, keep, particles, generator=generator, callback=callback))
+
+
+def pick(fills: Tensor, logw: Tensor, loglik: Tensor) -> tuple[Tensor, Tensor]:
+    """Each image's fill of highest score = log-weight + FILL_WEIGHT x log-likelihood. fills (B*K, N),
+    logw and loglik (B, K) as particle_fills returns them -> (fills (B, N), scores (B,))."""
     B, K = logw.shape
-    best = (logw + FILL_WEIGHT * loglik).argmax(1) + torch.arange(B, device=logw.device) * K
-    return tokens[best]
+    score, k = (logw + FILL_WEIGHT * loglik).max(1)
+    return fills[k + torch.arange(B, device=logw.device) * K], score

@@ -6,7 +6,7 @@ import torch
 from gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, place_tokens, variation_keep
 from gptimg_core.conditioning import prepare_condition
 from gptimg_core.editing import score_known, token_logp
-from gptimg_core.particles import particle_fill
+from gptimg_core.particles import FILL_WEIGHT, particle_fill, particle_fills
 from gptimg_core.sampling import SamplingOptions
 
 from tiny import caption, tiny_gpt
@@ -46,7 +46,7 @@ def test_inpaint_with_nothing_masked_returns_input_and_everything_masked_generat
     assert torch.equal(out, generate(gpt, torch.tensor([3]), top_k=1))
 
 
-def test_passes_keep_the_round_whose_kept_tokens_score_best():
+def test_passes_keep_the_best_fill_of_all_rounds():
     gpt = tiny_gpt("c2i", seed=4)
     codes = _codes(1, seed=3)
     keep = torch.ones(1, 4, 4, dtype=torch.bool)
@@ -55,15 +55,16 @@ def test_passes_keep_the_round_whose_kept_tokens_score_best():
     out = inpaint(
         gpt, codes, keep, cond, cfg_scale=1.0, candidates=3, passes=4, generator=torch.Generator().manual_seed(7)
     )
-    # redraw the same four rounds of three particles and score them independently
+    # redraw the same four rounds of three particles and score every fill by the particles' own rule
     c = prepare_condition(gpt, cond, None, None, None, guided=False, where="test")
     g, k = torch.Generator().manual_seed(7), keep.view(1, -1)
-    fills = [
-        particle_fill(gpt, c, SamplingOptions(cfg_scale=1.0), codes.view(1, -1), k, 3, generator=g) for _ in "abcd"
+    rounds = [
+        particle_fills(gpt, c, SamplingOptions(cfg_scale=1.0), codes.view(1, -1), k, 3, generator=g) for _ in "abcd"
     ]
-    scores = torch.cat([score_known(gpt, c, f, k) for f in fills])
-    assert len(set(scores.tolist())) > 1  # the rounds really differ in score
-    assert torch.equal(out.view(1, -1), fills[int(scores.argmax())])
+    fills = torch.cat([f for f, _, _ in rounds])  # (12, N)
+    scores = torch.cat([(w + FILL_WEIGHT * ll).flatten() for _, w, ll in rounds])  # (12,)
+    assert len(set(scores.tolist())) > 1  # the fills really differ in score
+    assert torch.equal(out.view(-1), fills[int(scores.argmax())])
 
 
 def test_candidates_are_particles_of_one_round():
@@ -74,8 +75,8 @@ def test_candidates_are_particles_of_one_round():
     out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, candidates=5,
                   generator=torch.Generator().manual_seed(3))  # fmt: skip
     c = prepare_condition(gpt, feats, mask, None, None, guided=True, where="test")
-    direct = particle_fill(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
-                           generator=torch.Generator().manual_seed(3))  # fmt: skip
+    direct, _ = particle_fill(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
+                              generator=torch.Generator().manual_seed(3))  # fmt: skip
     assert torch.equal(out.view(2, -1), direct)
 
 
