@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="fills run side by side per pass, weighed by the kept tokens after them (particles)",
     )
-    i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best-scoring round is kept")
+    i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best fill of all rounds is kept")
     c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
     c.add_argument("src")
     c.add_argument("dst")

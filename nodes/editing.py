@@ -130,7 +130,8 @@ class TokenInpaint(io.ComfyNode):
                     default=1,
                     min=1,
                     max=16,
-                    tooltip="Rounds of candidates; the round whose fill the kept tokens fit best is kept.",
+                    tooltip="Rounds of candidates (the same fills as more candidates, in less memory); the best fill of all "
+                    "rounds is kept.",
                 ),
             ],
             outputs=[tokens_output("The tokens with the masked part repainted.")],
