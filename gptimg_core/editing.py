@@ -11,7 +11,7 @@ from torch import Tensor
 from .conditioning import Condition, prepare_condition
 from .generate import Callback, attention_mask, run_sampler
 from .gpt import GPT
-from .particles import particle_fill
+from .particles import particle_fills, pick
 from .sampling import SamplingOptions
 
 
@@ -129,7 +129,7 @@ def inpaint(
         return run_sampler(gpt, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(B, g, g)
     rounds = _Rounds(callback, passes)
     picked = [
-        particle_fill(gpt, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p))
+        pick(*particle_fills(gpt, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p)))
         for p in range(passes)
     ]  # each (fill (B, N), score (B,))
     fills, scores = torch.stack([f for f, _ in picked]), torch.stack([s for _, s in picked])  # (P, B, N), (P, B)

@@ -19,6 +19,9 @@ from .sampling import SamplingOptions, guide, sample
 
 # callback(step, total, tokens_so_far (B, step)); raising from it cancels generation.
 Callback = Callable[[int, int, Tensor], None]
+# observe(t, token_t (B,), raw (rows, V): [cond; null] while guided, logits (B, V) token t is drawn from):
+# the logits that predict position t, for every position in order.
+Observer = Callable[[int, Tensor, Tensor, Tensor], None]
 
 
 def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
@@ -58,10 +61,12 @@ def run_sampler(
     keep: Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    observe: Observer | None = None,
 ) -> Tensor:
     """Sample a (B, N) raster sequence; where keep (B, N) is True the token comes from known (B, N).
 
-    Runs of positions kept in every row are fed to the model in one step.
+    Runs of positions kept in every row are fed to the model in one step. `observe`, if given, sees the
+    logits that predict every position, kept ones included (particles.py weighs fills by them).
     """
     N, B = gpt.cfg.block_size, cond.batch
     device = gpt.tok_embeddings.weight.device
@@ -76,33 +81,46 @@ def run_sampler(
     cache = gpt.new_cache(rows)
     key_ok = cond.key_ok
     T = gpt.cfg.cls_token_num
+
+    def guided(raw: Tensor, t: int) -> Tensor:
+        return guide(raw, opts.guidance(t, N)) if rows == 2 * B else raw  # (B, V)
+
     with torch.no_grad(), decode_attention(device):
         logits = gpt(None, 0, cond=cond.tokens, cache=cache, mask=attention_mask(key_ok, 0, T), last_only=True)
         t = 0
         while t < N:
-            step_logits = logits[:, -1]
-            if rows == 2 * B:
-                step_logits = guide(step_logits, opts.guidance(t, N))
+            raw = logits[:, -1]
+            step_logits = guided(raw, t)
             if not all_kept[t]:
                 drawn = sample(step_logits, opts, generator)
                 tokens[:, t] = drawn if keep is None else torch.where(keep[:, t], tokens[:, t], drawn)
+            if observe is not None:
+                observe(t, tokens[:, t], raw, step_logits)
             n = 1
             while t + n < N and all_kept[t + n]:
                 n += 1  # feed this token and the forced run after it in one step
             if callback is not None:
                 callback(t + n, N, tokens[:, : t + n])
-            if t + n >= N:
+            # feed up to the next free token; an observer also needs the logits of a kept run to the end
+            end = t + n if t + n < N else (N - 1 if observe is not None else t)
+            if end == t:
                 break
-            if rows == 2 * B and opts.guidance(t + n, N) is None:
+            if rows == 2 * B and opts.guidance(t + 1, N) is None:
                 # guidance is over for good (it never comes back): drop the null half and its cache
                 rows = B
                 cache.keep(slice(0, B))
                 key_ok = key_ok[:B] if key_ok is not None else None
-            fed = tokens[:, t : t + n]
+            fed = tokens[:, t:end]
             if rows == 2 * B:
                 fed = torch.cat([fed, fed])
             start = T + t
-            logits = gpt(fed, start, cache=cache, mask=attention_mask(key_ok, start, n), last_only=True)
+            out = gpt(fed, start, cache=cache, mask=attention_mask(key_ok, start, end - t), last_only=observe is None)
+            if observe is not None:  # out[:, j] predicts the kept token t + 1 + j (the last one: the next step's)
+                for j in range(end - t if t + n >= N else n - 1):
+                    observe(t + 1 + j, tokens[:, t + 1 + j], out[:, j], guided(out[:, j], t + 1 + j))
+            if t + n >= N:
+                break
+            logits = out[:, -1:]
             t += n
     return tokens
 

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from .conditioning import Condition
-from .generate import Callback, attention_mask, decode_attention
+from .generate import Callback, run_sampler
 from .gpt import GPT
-from .sampling import SamplingOptions, guide, sample
+from .sampling import SamplingOptions
 
 FILL_WEIGHT = 0.25  # of 672 dev edits right, by this weight: 0 88.1%, 0.1 90.0%, 0.25 90.5%, 0.5 90.2%, 1 89.3%
 
@@ -48,88 +48,36 @@ def particle_fills(
     log-probabilities under the guided logits at opts' temperature (no top-k/top-p, so a kept token
     outside them still counts, just as unlikely); loglik (B, K): the free tokens' log-probabilities under
     the conditional logits alone, at temperature 1)."""
-    N, B, K = gpt.cfg.block_size, known.shape[0], particles
-    device = gpt.tok_embeddings.weight.device
+    B, K = known.shape[0], particles
     R = B * K
-    c = cond.repeat(K)
+    device = gpt.tok_embeddings.weight.device
     keep = keep.to(device).repeat_interleave(K, 0)  # (R, N)
-    tokens = torch.where(keep, known.to(device).repeat_interleave(K, 0), 0)
-    guided, key_ok = c.tokens.shape[0] == 2 * R, c.key_ok
-    all_kept, any_kept = keep.all(0).tolist(), keep.any(0).tolist()
-    cache = gpt.new_cache(c.tokens.shape[0])
-    T = gpt.cfg.cls_token_num
     logw = torch.zeros(R, device=device)
     loglik = torch.zeros(R, device=device)
     temp = opts.temperature if opts.temperature > 0 else 1.0
 
-    def step_logits(raw: Tensor, t: int) -> Tensor:
-        return guide(raw, opts.guidance(t, N)) if guided else raw  # (R, V)
+    def observe(t: int, token: Tensor, raw: Tensor, logits: Tensor) -> None:
+        kept = keep[:, t]
+        if bool(kept.any()):
+            lp = (logits / temp).log_softmax(-1).gather(1, token[:, None]).squeeze(1)  # (R,)
+            logw.add_(torch.where(kept, lp, 0.0))
+        if not bool(kept.all()):
+            lp = raw[:R].float().log_softmax(-1).gather(1, token[:, None]).squeeze(1)  # (R,) the conditional half
+            loglik.add_(torch.where(kept, 0.0, lp))
 
-    def weigh(logits: Tensor, t: int) -> None:
-        if not any_kept[t]:
-            return  # free in every row: nothing to weigh
-        lp = (logits / temp).log_softmax(-1).gather(1, tokens[:, t : t + 1]).squeeze(1)  # (R,)
-        logw.add_(torch.where(keep[:, t], lp, 0.0))
+    def report(step: int, total: int, tokens: Tensor) -> None:
+        callback(step, total, tokens[::K])  # each image's first particle
 
-    with torch.no_grad(), decode_attention(device):
-        logits = gpt(None, 0, cond=c.tokens, cache=cache, mask=attention_mask(key_ok, 0, T), last_only=True)
-        t = 0
-        while t < N:
-            raw = logits[:, -1]  # (rows, V): [cond; null] when guided
-            s = step_logits(raw, t)
-            if not all_kept[t]:
-                tokens[:, t] = torch.where(keep[:, t], tokens[:, t], sample(s, opts, generator))
-                lp = raw[:R].float().log_softmax(-1).gather(1, tokens[:, t : t + 1]).squeeze(1)  # (R,)
-                loglik.add_(torch.where(keep[:, t], 0.0, lp))
-            weigh(s, t)
-            n = 1
-            while t + n < N and all_kept[t + n]:
-                n += 1  # feed this token and the kept run after it in one step
-            if callback is not None:
-                callback(t + n, N, tokens[::K, : t + n])
-            fed = tokens[:, t : min(t + n, N - 1)]  # the last token is fed only to score what follows it: nothing
-            if fed.shape[1] == 0:
-                break
-            if guided and opts.guidance(t + 1, N) is None:
-                # guidance is over for good (from the first token this feed predicts): drop the null half
-                guided = False
-                cache.keep(slice(0, R))
-                key_ok = key_ok[:R] if key_ok is not None else None
-            start = T + t
-            out = gpt(
-                torch.cat([fed, fed]) if guided else fed,
-                start,
-                cache=cache,
-                mask=attention_mask(key_ok, start, fed.shape[1]),
-            )  # (rows, n, V)
-            for j in range(min(n - 1, fed.shape[1])):  # out[:, j] predicts the kept token t + 1 + j
-                weigh(step_logits(out[:, j], t + 1 + j), t + 1 + j)
-            if t + n >= N:
-                break
-            logits = out[:, -1:]
-            t += n
-    return tokens, logw.view(B, K), loglik.view(B, K)
-
-
-def particle_fill(
-    gpt: GPT,
-    cond: Condition,
-    opts: SamplingOptions,
-    known: Tensor,
-    keep: Tensor,
-    particles: int,
-    *,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Fill the free tokens (keep False) of known (B, N) with `particles` fills per image and keep, per image,
-    the best by `pick` -> (fill (B, N), its score (B,))."""
-    return pick(*particle_fills(gpt, cond, opts, known, keep, particles, generator=generator, callback=callback))
+    fills = run_sampler(
+        gpt, cond.repeat(K), opts, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
+        callback=report if callback is not None else None, observe=observe,
+    )  # fmt: skip
+    return fills, logw.view(B, K), loglik.view(B, K)
 
 
 def pick(fills: Tensor, logw: Tensor, loglik: Tensor) -> tuple[Tensor, Tensor]:
-    """Each image's fill of highest score = log-weight + FILL_WEIGHT x log-likelihood. fills (B*K, N),
-    logw and loglik (B, K) as particle_fills returns them -> (fills (B, N), scores (B,))."""
+    """Each image's fill of highest score = log-weight + FILL_WEIGHT x log-likelihood, as
+    `pick(*particle_fills(...))`. fills (B*K, N), logw and loglik (B, K) -> (fills (B, N), scores (B,))."""
     B, K = logw.shape
     score, k = (logw + FILL_WEIGHT * loglik).max(1)
     return fills[k + torch.arange(B, device=logw.device) * K], score

@@ -6,7 +6,7 @@ import torch
 from gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, place_tokens, variation_keep
 from gptimg_core.conditioning import prepare_condition
 from gptimg_core.editing import score_known, token_logp
-from gptimg_core.particles import FILL_WEIGHT, particle_fill, particle_fills
+from gptimg_core.particles import FILL_WEIGHT, particle_fills, pick
 from gptimg_core.sampling import SamplingOptions
 
 from tiny import caption, tiny_gpt
@@ -75,8 +75,8 @@ def test_candidates_are_particles_of_one_round():
     out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, candidates=5,
                   generator=torch.Generator().manual_seed(3))  # fmt: skip
     c = prepare_condition(gpt, feats, mask, None, None, guided=True, where="test")
-    direct, _ = particle_fill(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
-                              generator=torch.Generator().manual_seed(3))  # fmt: skip
+    direct, _ = pick(*particle_fills(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
+                                     generator=torch.Generator().manual_seed(3)))  # fmt: skip
     assert torch.equal(out.view(2, -1), direct)
 
 

@@ -175,3 +175,24 @@ def test_decode_loops_on_cuda_leave_out_cudnn_attention_and_restore_the_settings
     assert (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()) == before
     with decode_attention(torch.device("cpu")):
         assert torch.backends.cuda.cudnn_sdp_enabled() == before[0]  # the CPU path changes nothing
+
+
+def test_an_observer_sees_every_position_once_in_order_without_changing_the_draws():
+    from gptimg_core.conditioning import prepare_condition
+    from gptimg_core.generate import run_sampler
+
+    gpt = tiny_gpt("c2i")
+    cond = prepare_condition(gpt, torch.tensor([1, 2]), None, None, None, guided=True, where="test")
+    known = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    keep = torch.zeros(2, 16, dtype=torch.bool)
+    keep[:, 3:7] = True  # a kept run in the middle
+    keep[:, 12:] = True  # and one to the end
+    opts = SamplingOptions(3.0, temperature=1.0)
+    seen = []
+    observed = run_sampler(gpt, cond, opts, known=known, keep=keep, generator=torch.Generator().manual_seed(1),
+                           observe=lambda t, token, raw, logits: seen.append((t, token.clone(), raw.shape, logits.shape)))  # fmt: skip
+    plain = run_sampler(gpt, cond, opts, known=known, keep=keep, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(observed, plain)
+    assert [t for t, *_ in seen] == list(range(16))
+    assert all(torch.equal(token, observed[:, t]) for t, token, *_ in seen)
+    assert {(raw, logits) for *_, raw, logits in seen} == {((4, 64), (2, 64))}  # [cond; null] rows, guided

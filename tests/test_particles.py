@@ -6,10 +6,15 @@ import torch
 from gptimg_core.conditioning import Condition, prepare_condition
 from gptimg_core.editing import score_known, token_logp
 from gptimg_core.generate import run_sampler
-from gptimg_core.particles import FILL_WEIGHT, particle_fill, particle_fills
+from gptimg_core.particles import FILL_WEIGHT, particle_fills, pick
 from gptimg_core.sampling import SamplingOptions
 
 from tiny import caption, tiny_gpt
+
+
+def fill(*args, **kwargs):
+    """particle_fills and the pick, as inpaint runs them -> (fill (B, N), score (B,))."""
+    return pick(*particle_fills(*args, **kwargs))
 
 
 def _case(kind: str, cfg: float, batch: int = 2):
@@ -29,27 +34,20 @@ def _case(kind: str, cfg: float, batch: int = 2):
 @pytest.mark.parametrize("cfg", [1.0, 3.0])
 def test_particles_keep_every_known_token_and_repeat_with_the_seed(kind, cfg):
     gpt, cond, opts, known, keep = _case(kind, cfg)
-    runs = [particle_fill(gpt, cond, opts, known, keep, 6, generator=torch.Generator().manual_seed(7))[0] for _ in "ab"]
+    runs = [fill(gpt, cond, opts, known, keep, 6, generator=torch.Generator().manual_seed(7))[0] for _ in "ab"]
     assert runs[0].shape == known.shape
     assert torch.equal(runs[0][keep], known[keep])
     assert torch.equal(runs[0], runs[1])
 
 
-def test_one_particle_is_the_plain_sampler():
-    gpt, cond, opts, known, keep = _case("t2i", 3.0)
-    one, _ = particle_fill(gpt, cond, opts, known, keep, 1, generator=torch.Generator().manual_seed(5))
-    plain = run_sampler(gpt, cond, opts, known=known, keep=keep, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(one, plain)
-
-
 def test_particles_drop_the_null_half_when_the_cfg_interval_ends():
     gpt, cond, _, known, keep = _case("t2i", 3.0)
     opts = SamplingOptions(3.0, cfg_interval=2, temperature=1.0)
-    one, _ = particle_fill(gpt, cond, opts, known, keep, 1, generator=torch.Generator().manual_seed(5))
+    one, _ = fill(gpt, cond, opts, known, keep, 1, generator=torch.Generator().manual_seed(5))
     rows = []  # batch rows of each token feed
     hook = gpt.tok_embeddings.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
     try:
-        four, _ = particle_fill(gpt, cond, opts, known, keep, 4, generator=torch.Generator().manual_seed(5))
+        four, _ = fill(gpt, cond, opts, known, keep, 4, generator=torch.Generator().manual_seed(5))
     finally:
         hook.remove()
     plain = run_sampler(gpt, cond, opts, known=known, keep=keep, generator=torch.Generator().manual_seed(5))
@@ -68,7 +66,7 @@ def test_more_particles_pick_fills_that_explain_the_kept_tokens_better():
     logp = []
     for particles in (1, 32):
         fills = [
-            particle_fill(gpt, cond, opts, greedy, keep, particles, generator=torch.Generator().manual_seed(s))[0]
+            fill(gpt, cond, opts, greedy, keep, particles, generator=torch.Generator().manual_seed(s))[0]
             for s in range(12)
         ]
         logp.append(sum(float(score_known(gpt, cond, f, keep)) for f in fills) / len(fills))
@@ -87,7 +85,7 @@ def test_weights_and_likelihoods_are_the_teacher_forced_ones_and_pick_the_fill(c
     if cfg == 1.0:  # unguided at temperature 1: the weights are the kept tokens' teacher-forced log-probabilities
         torch.testing.assert_close(logw.flatten(), (lp * rows).sum(1), atol=1e-4, rtol=1e-4)
     assert fills.view(2, K, -1).unique(dim=1).shape[1] > 1  # independent fills, not copies
-    picked, score = particle_fill(gpt, cond, opts, known, keep, K, generator=torch.Generator().manual_seed(2))
+    picked, score = fill(gpt, cond, opts, known, keep, K, generator=torch.Generator().manual_seed(2))
     best = (logw + FILL_WEIGHT * loglik).argmax(1)
     assert torch.equal(picked, fills.view(2, K, -1)[torch.arange(2), best])
     torch.testing.assert_close(score, (logw + FILL_WEIGHT * loglik).amax(1))
