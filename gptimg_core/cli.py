@@ -50,7 +50,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
     p.add_argument(
-        "--cfg", type=float, default=None, help=f"CFG scale (default 4.0, built-in models {t2i['cfg_scale']}; 1 = off)"
+        "--cfg",
+        type=float,
+        default=None,
+        help=f"CFG scale (default 4.0; built-in t2i {t2i['cfg_scale']}, c2i {c2i['cfg_scale']}; 1 = off)",
     )
     p.add_argument("--cfg-interval", type=int, default=-1)
     p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")

@@ -191,7 +191,8 @@ def cfg_input() -> io.Input:
         max=30.0,
         step=0.1,
         tooltip="Classifier-free guidance scale: higher follows the condition more closely; 1.0 switches guidance off. "
-        f"4.0 is LlamaGen's default; the built-in models draw best at {_T2I['cfg_scale']}.",
+        f"4.0 is LlamaGen's default; the built-in t2i model draws best at {_T2I['cfg_scale']}, the built-in c2i at "
+        f"{_C2I['cfg_scale']}.",
     )
 
 

@@ -169,7 +169,9 @@ def test_models_run_under_comfy_model_management(comfy, loaded):
 def test_sampling_tooltips_name_the_builtin_models_settings(comfy):
     inputs = info(comfy, "GPTImgSampler")["input"]["required"]
     t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
-    assert inputs["cfg"][1]["default"] == 4.0 and f"at {t2i['cfg_scale']}" in inputs["cfg"][1]["tooltip"]
+    cfg_tip = inputs["cfg"][1]["tooltip"]
+    assert inputs["cfg"][1]["default"] == 4.0
+    assert f"t2i model draws best at {t2i['cfg_scale']}" in cfg_tip and f"c2i at {c2i['cfg_scale']}" in cfg_tip
     tip = inputs["temperature"][1]["tooltip"]
     assert f"t2i model draws best at {t2i['temperature']}" in tip and f"c2i at {c2i['temperature']}" in tip
     assert f"The built-in models: {t2i['top_k']}" in inputs["top_k"][1]["tooltip"]
