@@ -1,7 +1,7 @@
 """Autoregressive sampling of image tokens: prefill the condition, then one token per step on a KV cache.
 
-`generate` draws whole grids; `run_sampler` is the shared loop, which can also force known tokens
-into the sequence (token-level editing builds on it).
+`generate` draws whole grids (optionally the likeliest of several draws per image); `run_sampler` is
+the shared loop, which can also force known tokens into the sequence (token-level editing builds on it).
 """
 
 from __future__ import annotations
@@ -125,6 +125,47 @@ def run_sampler(
     return tokens
 
 
+class OwnLikelihood:
+    """An observer for run_sampler: each row's log-likelihood of its own tokens at the positions `free`
+    (rows, N) marks (all when None), under the conditional model alone: the [cond] rows of the raw
+    logits, no guidance, temperature 1. `total` (rows,) fp32."""
+
+    def __init__(self, rows: int, device: torch.device, free: Tensor | None = None) -> None:
+        self.rows, self.free = rows, free
+        self.total = torch.zeros(rows, device=device)
+
+    def __call__(self, t: int, token: Tensor, raw: Tensor, logits: Tensor) -> None:
+        if self.free is not None and not bool(self.free[:, t].any()):
+            return
+        lp = raw[: self.rows].float().log_softmax(-1).gather(1, token[:, None]).squeeze(1)  # (rows,)
+        self.total.add_(lp if self.free is None else torch.where(self.free[:, t], lp, 0.0))
+
+
+def best_of(
+    gpt: GPT,
+    cond: Condition,
+    opts: SamplingOptions,
+    candidates: int,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Draw `candidates` sequences per image side by side and keep, for each image, the one the model
+    finds likeliest under its condition (OwnLikelihood). -> (B, N)."""
+    B, K, N = cond.batch, candidates, gpt.cfg.block_size
+    device = gpt.tok_embeddings.weight.device
+    score = OwnLikelihood(B * K, device)
+
+    def report(step: int, total: int, tokens: Tensor) -> None:
+        callback(step, total, tokens[::K])  # each image's first candidate
+
+    report_to = report if callback is not None else None
+    tokens = run_sampler(gpt, cond.repeat(K), opts, generator=generator, callback=report_to, observe=score)
+    # tokens (B*K, N): image b's candidates in rows b*K .. b*K + K - 1
+    best = score.total.view(B, K).argmax(1)  # (B,)
+    return tokens.view(B, K, N)[torch.arange(B, device=device), best]
+
+
 def generate(
     gpt: GPT,
     cond: Tensor,
@@ -138,6 +179,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
+    candidates: int = 1,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -146,11 +188,18 @@ def generate(
     cond: class ids (B,) for c2i; caption features (B, T, C) with cond_mask (B, T) (bool or 0/1,
     left-padded) for t2i. uncond: the null branch of CFG (default: the model's stored null
     condition); for t2i encoded negative-prompt features with uncond_mask. cfg_scale 1 runs no null
-    branch. top_k=1 is greedy. Same generator state, same tokens.
+    branch. top_k=1 is greedy. Same generator state, same tokens. candidates > 1 draws that many per
+    image side by side and keeps the one whose tokens the model finds likeliest under the condition
+    (best_of; the built-in t2i, 8 candidates: dev pairs 72.1% -> 77.4% of 1,149; builtin.py).
     """
     opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
     opts.check("generate")
+    if not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"generate: candidates must be an integer >= 1 (1 = one draw per image), got {candidates!r}")
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
-    tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)
+    if candidates == 1:
+        tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)
+    else:
+        tokens = best_of(gpt, c, opts, candidates, generator=generator, callback=callback)
     g = gpt.cfg.grid
     return tokens.view(-1, g, g)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .conditioning import Condition
-from .generate import Callback, run_sampler
+from .generate import Callback, OwnLikelihood, run_sampler
 from .gpt import GPT
 from .sampling import SamplingOptions
 
@@ -53,7 +53,7 @@ def particle_fills(
     device = gpt.tok_embeddings.weight.device
     keep = keep.to(device).repeat_interleave(K, 0)  # (R, N)
     logw = torch.zeros(R, device=device)
-    loglik = torch.zeros(R, device=device)
+    loglik = OwnLikelihood(R, device, free=~keep)
     temp = opts.temperature if opts.temperature > 0 else 1.0
 
     def observe(t: int, token: Tensor, raw: Tensor, logits: Tensor) -> None:
@@ -61,9 +61,7 @@ def particle_fills(
         if bool(kept.any()):
             lp = (logits / temp).log_softmax(-1).gather(1, token[:, None]).squeeze(1)  # (R,)
             logw.add_(torch.where(kept, lp, 0.0))
-        if not bool(kept.all()):
-            lp = raw[:R].float().log_softmax(-1).gather(1, token[:, None]).squeeze(1)  # (R,) the conditional half
-            loglik.add_(torch.where(kept, 0.0, lp))
+        loglik(t, token, raw, logits)
 
     def report(step: int, total: int, tokens: Tensor) -> None:
         callback(step, total, tokens[::K])  # each image's first particle
@@ -72,7 +70,7 @@ def particle_fills(
         gpt, cond.repeat(K), opts, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
         callback=report if callback is not None else None, observe=observe,
     )  # fmt: skip
-    return fills, logw.view(B, K), loglik.view(B, K)
+    return fills, logw.view(B, K), loglik.total.view(B, K)
 
 
 def pick(fills: Tensor, logw: Tensor, loglik: Tensor) -> tuple[Tensor, Tensor]:

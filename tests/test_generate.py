@@ -196,3 +196,56 @@ def test_an_observer_sees_every_position_once_in_order_without_changing_the_draw
     assert [t for t, *_ in seen] == list(range(16))
     assert all(torch.equal(token, observed[:, t]) for t, token, *_ in seen)
     assert {(raw, logits) for *_, raw, logits in seen} == {((4, 64), (2, 64))}  # [cond; null] rows, guided
+
+
+@pytest.mark.parametrize("kind,cfg", [("c2i", 1.0), ("c2i", 3.0), ("t2i", 2.0)])
+def test_candidates_keep_each_images_likeliest_draw_under_its_condition(kind, cfg):
+    from gptimg_core.conditioning import Condition, prepare_condition
+    from gptimg_core.editing import token_logp
+    from gptimg_core.generate import run_sampler
+
+    gpt = tiny_gpt(kind)
+    cond, mask = (torch.tensor([1, 2]), None) if kind == "c2i" else caption(2, [2, 5])
+    K, opts = 6, SamplingOptions(cfg, temperature=1.0)
+    c = prepare_condition(gpt, cond, mask, None, None, guided=cfg > 1, where="test")
+    draws = run_sampler(gpt, c.repeat(K), opts, generator=torch.Generator().manual_seed(3))  # (2*K, 16)
+    plain = c if cfg == 1.0 else Condition(c.tokens[:2], c.key_ok[:2] if c.key_ok is not None else None, 2)
+    loglik = token_logp(gpt, plain.repeat(K), draws).sum(1).view(2, K)  # teacher-forced, no guidance
+    assert draws.view(2, K, -1).unique(dim=1).shape[1] > 1  # independent draws, not copies
+    picked = generate(gpt, cond, cond_mask=mask, cfg_scale=cfg, temperature=1.0, candidates=K,
+                      generator=torch.Generator().manual_seed(3))  # fmt: skip
+    assert picked.shape == (2, 4, 4)
+    assert torch.equal(picked.view(2, -1), draws.view(2, K, -1)[torch.arange(2), loglik.argmax(1)])
+
+
+def test_more_candidates_give_draws_the_model_finds_likelier():
+    from gptimg_core.conditioning import prepare_condition
+    from gptimg_core.editing import token_logp
+
+    gpt = tiny_gpt("c2i")
+    cond = torch.arange(8)
+    c = prepare_condition(gpt, cond, None, None, None, guided=False, where="test")
+    mean = {}
+    for k in (1, 16):
+        g = torch.Generator().manual_seed(0)
+        codes = generate(gpt, cond, cfg_scale=1.0, temperature=1.0, candidates=k, generator=g)
+        mean[k] = float(token_logp(gpt, c, codes.view(8, -1)).sum(1).mean())
+    assert mean[16] > mean[1] + 1.0, mean
+
+
+def test_candidates_report_each_images_first_draw_and_repeat_with_the_seed():
+    gpt = tiny_gpt("c2i")
+    seen = []
+    runs = [
+        generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=2.0, cfg_interval=3, candidates=4, generator=torch.Generator().manual_seed(5),
+                 callback=lambda step, total, tokens: seen.append((step, total, tuple(tokens.shape))))
+        for _ in "ab"
+    ]  # fmt: skip
+    assert torch.equal(runs[0], runs[1])
+    assert seen[:16] == [(s, 16, (3, s)) for s in range(1, 17)]
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_bad_candidates_are_named(bad):
+    with pytest.raises(ValueError, match=rf"generate: candidates must be an integer >= 1.*got {bad}"):
+        generate(tiny_gpt("c2i"), torch.tensor([1]), candidates=bad)
