@@ -81,8 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="prompt or class id -> PNG")
+    t2i_candidates, c2i_candidates = BUILTIN_SAMPLING["t2i"]["candidates"], BUILTIN_SAMPLING["c2i"]["candidates"]
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
+    g.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="draws per image, the likeliest under the prompt kept "
+        f"(default 1; built-in t2i {t2i_candidates}, c2i {c2i_candidates})",
+    )
     i = sub.add_parser("inpaint", help="repaint the masked part of an image")
     _sampling_args(i)
     i.add_argument("--image", required=True)
@@ -161,10 +169,14 @@ def _save(images: np.ndarray, out: str) -> list[str]:
 def cmd_generate(a: argparse.Namespace) -> None:
     if a.batch < 1:
         raise SystemExit("error: --batch must be >= 1")
+    if a.candidates is not None and a.candidates < 1:
+        raise SystemExit(f"error: --candidates must be >= 1 (1 = one draw per image), got {a.candidates}")
     gpt, vq = _models(a)
+    candidates = a.candidates or (BUILTIN_SAMPLING[gpt.cfg.model_type]["candidates"] if a.gpt is None else 1)
     codes = generate(
-        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), callback=Progress("generate")
-    )
+        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), candidates=candidates,
+        callback=Progress("generate"),
+    )  # fmt: skip
     for name in _save(to_uint8(vq.decode(codes)), a.out):
         print(name)
 

@@ -228,6 +228,19 @@ def top_p_input() -> io.Input:
     )
 
 
+def candidates_input() -> io.Input:
+    """The sampler's draws-per-image widget; optional, so API prompts saved before it existed still run."""
+    return io.Int.Input(
+        "candidates",
+        default=1,
+        min=1,
+        max=64,
+        optional=True,
+        tooltip="Draws per image, run side by side; each image keeps the one the model finds likeliest under the "
+        f"prompt. 1 = a plain draw. The built-in models: t2i {_T2I['candidates']}, c2i {_C2I['candidates']}.",
+    )
+
+
 def tokens_output(tooltip: str) -> io.Output:
     return io.Custom(TOKENS).Output(display_name="tokens", tooltip=tooltip)
 

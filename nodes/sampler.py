@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..gptimg_core import generate
 from . import comfy_adapter as adapter
 from .common import (
+    candidates_input,
     cfg_input,
     check_choices,
     check_condition,
@@ -35,7 +36,8 @@ class Sampler(io.ComfyNode):
             display_name=cls.NAME,
             category="gptimg/sampling",
             description="Generates image tokens row by row with the GPT (classifier-free guidance, temperature, "
-            "top-k/top-p). Connect a VQ to see live previews; decode the tokens with VQ Decode.",
+            "top-k/top-p; optionally the likeliest of several draws per image). Connect a VQ to see live previews; "
+            "decode the tokens with VQ Decode.",
             inputs=[
                 model_input(),
                 positive_input(),
@@ -62,6 +64,7 @@ class Sampler(io.ComfyNode):
                 temperature_input(),
                 top_k_input(),
                 top_p_input(),
+                candidates_input(),
             ],
             outputs=[tokens_output("The generated image tokens; decode them with VQ Decode.")],
             hidden=[io.Hidden.unique_id],
@@ -86,6 +89,7 @@ class Sampler(io.ComfyNode):
         top_p: float,
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
+        candidates: int = 1,
     ) -> io.NodeOutput:
         check_condition(cls.NAME, "positive", model, positive)
         if negative is not None:
@@ -105,6 +109,7 @@ class Sampler(io.ComfyNode):
                     temperature=temperature,
                     top_k=top_k,
                     top_p=top_p,
+                    candidates=candidates,
                     generator=generator(seed),
                     callback=progress,
                 )

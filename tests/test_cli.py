@@ -61,6 +61,27 @@ def test_generate_class_and_text(models, tmp_path, capsys):
     assert np.asarray(Image.open(out)).shape == (32, 32, 3)
 
 
+def test_generate_keeps_the_likeliest_of_candidates(models, tmp_path):
+    from gptimg_core import generate, load_gpt, load_vq
+    from gptimg_core.images import to_uint8
+
+    vq = str(PARITY / "vq.pt")
+    args = ["generate", "--gpt", str(models / "c2i.safetensors"), "--vq", vq, "--class-id", "3", "--seed", "5"]
+    assert main(args + ["--candidates", "4", "--out", str(tmp_path / "four.png")]) == 0
+    assert main(args + ["--out", str(tmp_path / "one.png")]) == 0
+    four, one = (np.asarray(Image.open(tmp_path / f)) for f in ("four.png", "one.png"))
+    gpt = load_gpt(models / "c2i.safetensors")
+    want = {
+        k: to_uint8(load_vq(vq).decode(generate(gpt, torch.tensor([3]), candidates=k, generator=torch.Generator().manual_seed(5))))[0]
+        for k in (1, 4)
+    }  # fmt: skip
+    assert np.array_equal(four, want[4]) and np.array_equal(one, want[1])  # a file's GPT: one draw unless asked
+    assert not np.array_equal(four, one)
+    with pytest.raises(SystemExit, match=r"--candidates must be >= 1 \(1 = one draw per image\), got 0"):
+        main(args + ["--candidates", "0", "--out", str(tmp_path / "x.png")])
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_inpaint_from_image_and_mask_files(models, tmp_path):
     vq = str(PARITY / "vq.pt")
     image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)

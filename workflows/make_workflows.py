@@ -67,6 +67,8 @@ def builtin_sampling(model_type: str) -> dict[str, float]:
 
 
 SAMPLING, C2I_SAMPLING = builtin_sampling("t2i"), builtin_sampling("c2i")
+# the sampler's draws per image (the editing nodes have none, or their own: Token Inpaint's particles)
+T2I_DRAWS, C2I_DRAWS = ({"candidates": BUILTIN_SAMPLING[k]["candidates"]} for k in ("t2i", "c2i"))
 EDIT = dict(seed=7, **SAMPLING)
 INPAINT = dict(EDIT, temperature=BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"])  # particles draw best at 1.0
 
@@ -81,7 +83,7 @@ def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1)
         N(
             5,
             "GPTImgSampler",
-            dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "batch_size": batch}, **SAMPLING),
+            dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "batch_size": batch}, **SAMPLING, **T2I_DRAWS),
         ),
         N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
     ]
@@ -107,7 +109,7 @@ GRAPHS: dict[str, Graph] = {
             N(1, "GPTImgLoadModel", dict(ckpt_name="builtin c2i", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="builtin")),
             N(4, "GPTImgClassLabel", {"model": L(1), "class": "orange triangle"}),
-            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING)),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING, **C2I_DRAWS)),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             save(7, L(6), "class_to_image"),
         ],
@@ -194,7 +196,7 @@ GRAPHS: dict[str, Graph] = {
             N(1, "GPTImgLoadModel", dict(ckpt_name="builtin c2i", dtype="auto", n_head=0, grid=0)),
             N(3, "GPTImgLoadVQ", dict(vq_name="builtin")),
             N(4, "GPTImgClassLabel", {"model": L(1), "class": "blue square"}),
-            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING)),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **C2I_SAMPLING, **C2I_DRAWS)),
             N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
             preview(7, L(6), "original"),
             N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
@@ -236,7 +238,7 @@ GRAPHS: dict[str, Graph] = {
             2: {"encoder_name": "builtin"},
             3: {"vq_name": "builtin"},
             4: {"prompt": T2I_PROMPT},
-            5: SAMPLING,
+            5: {**SAMPLING, **T2I_DRAWS},
         },
     ),
     "llamagen_c2i": Graph(
@@ -260,7 +262,7 @@ GRAPHS: dict[str, Graph] = {
             1: {"ckpt_name": "builtin c2i"},
             3: {"vq_name": "builtin"},
             4: {"class": "orange triangle"},
-            5: C2I_SAMPLING,
+            5: {**C2I_SAMPLING, **C2I_DRAWS},
         },
     ),
 }

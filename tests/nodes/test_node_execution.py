@@ -85,6 +85,17 @@ def test_sampler_options_reach_the_core(comfy, loaded, t2i_cond):
     assert linear.codes.shape == (1, 8, 8) and linear.vq_id is None and linear.downsample is None
 
 
+def test_sampler_candidates_reach_the_core(comfy, loaded, t2i_cond):
+    model = loaded["t2i"]
+    tokens = sample(comfy, model, t2i_cond, batch_size=2, candidates=3)
+    direct = comfy.core().generate(
+        model.gpt, t2i_cond.cond.expand(2, -1, -1), cond_mask=t2i_cond.mask.expand(2, -1), cfg_scale=4.0, candidates=3,
+        generator=torch.Generator().manual_seed(SAMPLING["seed"]),
+    )  # fmt: skip
+    assert tokens.codes.shape == (2, 8, 8) and torch.equal(tokens.codes, direct)
+    assert not torch.equal(tokens.codes, sample(comfy, model, t2i_cond, batch_size=2).codes)  # left out: one draw
+
+
 def test_sampler_with_a_class_label_and_a_negative(comfy, loaded):
     model = loaded["c2i"]
     (pos,), _ = comfy.run("GPTImgClassLabel", model=model, **{"class": "blue star"})

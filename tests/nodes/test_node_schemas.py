@@ -27,7 +27,7 @@ SPEC = {  # node id: (display name, category, required inputs, optional inputs, 
         "sampling",
         ["model", "positive", "seed", "batch_size", "cfg", "cfg_interval", "cfg_schedule", "temperature", "top_k",
          "top_p"],
-        ["negative", "vq"],
+        ["negative", "vq", "candidates"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgVQEncode": ("VQ Encode", "vq", ["vq", "image", "fit"], [], ["GPTIMG_TOKENS"]),
@@ -181,3 +181,6 @@ def test_sampling_tooltips_name_the_builtin_models_settings(comfy):
         inpaint_tip.startswith(tip)
         and f"t2i draws best at {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']}" in inpaint_tip
     )
+    candidates = info(comfy, "GPTImgSampler")["input"]["optional"]["candidates"][1]
+    assert candidates["default"] == 1  # a plain draw unless asked: LlamaGen's files are not slowed down
+    assert f"t2i {t2i['candidates']}, c2i {c2i['candidates']}" in candidates["tooltip"]
