@@ -151,19 +151,24 @@ def best_of(
     callback: Callback | None = None,
 ) -> Tensor:
     """Draw `candidates` sequences per image side by side and keep, for each image, the one the model
-    finds likeliest under its condition (OwnLikelihood). -> (B, N)."""
+    finds likeliest under its condition (OwnLikelihood). -> (B, N). The callback sees each image's first
+    candidate as it is drawn, and the kept ones at the last step."""
     B, K, N = cond.batch, candidates, gpt.cfg.block_size
     device = gpt.tok_embeddings.weight.device
     score = OwnLikelihood(B * K, device)
 
     def report(step: int, total: int, tokens: Tensor) -> None:
-        callback(step, total, tokens[::K])  # each image's first candidate
+        if step < total:  # each image's first candidate while drawing; the last report shows the kept ones
+            callback(step, total, tokens[::K])
 
     report_to = report if callback is not None else None
     tokens = run_sampler(gpt, cond.repeat(K), opts, generator=generator, callback=report_to, observe=score)
     # tokens (B*K, N): image b's candidates in rows b*K .. b*K + K - 1
     best = score.total.view(B, K).argmax(1)  # (B,)
-    return tokens.view(B, K, N)[torch.arange(B, device=device), best]
+    kept = tokens.view(B, K, N)[torch.arange(B, device=device), best]
+    if callback is not None:
+        callback(N, N, kept)
+    return kept
 
 
 def generate(

@@ -233,16 +233,20 @@ def test_more_candidates_give_draws_the_model_finds_likelier():
     assert mean[16] > mean[1] + 1.0, mean
 
 
-def test_candidates_report_each_images_first_draw_and_repeat_with_the_seed():
+def test_candidates_report_each_images_first_draw_then_the_kept_ones_and_repeat_with_the_seed():
     gpt = tiny_gpt("c2i")
     seen = []
     runs = [
         generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=2.0, cfg_interval=3, candidates=4, generator=torch.Generator().manual_seed(5),
-                 callback=lambda step, total, tokens: seen.append((step, total, tuple(tokens.shape))))
+                 callback=lambda step, total, tokens: seen.append((step, total, tokens.clone())))
         for _ in "ab"
     ]  # fmt: skip
     assert torch.equal(runs[0], runs[1])
-    assert seen[:16] == [(s, 16, (3, s)) for s in range(1, 17)]
+    assert [(s, t, tuple(x.shape)) for s, t, x in seen[:16]] == [(s, 16, (3, s)) for s in range(1, 17)]
+    first = generate(gpt, torch.tensor([1, 2, 3]).repeat_interleave(4), cfg_scale=2.0, cfg_interval=3,
+                     generator=torch.Generator().manual_seed(5))[::4].flatten(1)  # fmt: skip
+    assert torch.equal(seen[14][2], first[:, :15])  # while drawing: each image's first candidate
+    assert torch.equal(seen[15][2], runs[0].flatten(1))  # at the end: what is returned
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5])
