@@ -118,6 +118,9 @@ def test_recipe_in_a_budget_shrinks_its_steps_and_keeps_to_its_minutes(tmp_path)
     t0 = time.perf_counter()
     vq = str(builtin_path("vq"))
     piloted = plan_budget(60, 0.02, seed=0, vq_file=vq, compile=False, pilot_scale=0.002)
+    # plan_budget's own budget: the minutes, counted from before its pilot
+    assert piloted.seconds == 3600 and t0 <= piloted.start <= t0 + 1.0
+    assert piloted.deadline == pytest.approx(piloted.start + 3600 * (1 - RESERVE))
     seconds = (time.perf_counter() - t0 + 0.5 * piloted.estimate(0.02)) / (1 - RESERVE)
     budget = Budget(piloted.costs, seconds, cap=0.02, start=t0)
     metrics = run_recipe(tmp_path, 0, budget, vq, compile=False)
