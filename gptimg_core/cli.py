@@ -81,15 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="prompt or class id -> PNG")
-    t2i_candidates, c2i_candidates = BUILTIN_SAMPLING["t2i"]["candidates"], BUILTIN_SAMPLING["c2i"]["candidates"]
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
+    draws = {kind: s["candidates"] for kind, s in BUILTIN_SAMPLING.items()}
     g.add_argument(
         "--candidates",
         type=int,
         default=None,
-        help="draws per image, the likeliest under the prompt kept "
-        f"(default 1; built-in t2i {t2i_candidates}, c2i {c2i_candidates})",
+        help=f"draws per image, the likeliest under the prompt kept (default 1; built-in t2i {draws['t2i']}, "
+        f"c2i {draws['c2i']})",
     )
     i = sub.add_parser("inpaint", help="repaint the masked part of an image")
     _sampling_args(i)
