@@ -133,7 +133,10 @@ def inpaint(
         for p in range(passes)
     ]  # each (fill (B, N), score (B,))
     fills, scores = torch.stack([f for f, _ in picked]), torch.stack([s for _, s in picked])  # (P, B, N), (P, B)
-    return fills[scores.argmax(0), torch.arange(B, device=device)].view(B, g, g)
+    kept = fills[scores.argmax(0), torch.arange(B, device=device)]  # (B, N)
+    if callback is not None:  # the last step shows the kept fills (the passes showed each image's first particle)
+        callback(passes * g * g, passes * g * g, kept)
+    return kept.view(B, g, g)
 
 
 class _Rounds:

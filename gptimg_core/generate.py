@@ -141,6 +141,33 @@ class OwnLikelihood:
         self.total.add_(lp if self.free is None else torch.where(self.free[:, t], lp, 0.0))
 
 
+def side_by_side(
+    gpt: GPT,
+    cond: Condition,
+    opts: SamplingOptions,
+    candidates: int,
+    *,
+    known: Tensor | None = None,
+    keep: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    observe: Observer | None = None,
+) -> Tensor:
+    """Sample `candidates` sequences per image of cond in one batch -> (B*K, N), image b's in rows
+    b*K .. b*K + K - 1; known/keep (B*K, N) and observe as run_sampler takes them. The callback sees each
+    image's first candidate while drawing, but not the last step: the caller reports that with what it keeps."""
+    K = candidates
+
+    def report(step: int, total: int, tokens: Tensor) -> None:
+        if step < total:
+            callback(step, total, tokens[::K])
+
+    report_to = report if callback is not None else None
+    return run_sampler(
+        gpt, cond.repeat(K), opts, known=known, keep=keep, generator=generator, callback=report_to, observe=observe
+    )
+
+
 def best_of(
     gpt: GPT,
     cond: Condition,
@@ -156,16 +183,8 @@ def best_of(
     B, K, N = cond.batch, candidates, gpt.cfg.block_size
     device = gpt.tok_embeddings.weight.device
     score = OwnLikelihood(B * K, device)
-
-    def report(step: int, total: int, tokens: Tensor) -> None:
-        if step < total:  # each image's first candidate while drawing; the last report shows the kept ones
-            callback(step, total, tokens[::K])
-
-    report_to = report if callback is not None else None
-    tokens = run_sampler(gpt, cond.repeat(K), opts, generator=generator, callback=report_to, observe=score)
-    # tokens (B*K, N): image b's candidates in rows b*K .. b*K + K - 1
-    best = score.total.view(B, K).argmax(1)  # (B,)
-    kept = tokens.view(B, K, N)[torch.arange(B, device=device), best]
+    tokens = side_by_side(gpt, cond, opts, K, generator=generator, callback=callback, observe=score)  # (B*K, N)
+    kept = tokens.view(B, K, N)[torch.arange(B, device=device), score.total.view(B, K).argmax(1)]
     if callback is not None:
         callback(N, N, kept)
     return kept

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .conditioning import Condition
-from .generate import Callback, OwnLikelihood, run_sampler
+from .generate import Callback, OwnLikelihood, side_by_side
 from .gpt import GPT
 from .sampling import SamplingOptions
 
@@ -43,7 +43,8 @@ def particle_fills(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fill the free tokens (keep False) of known (B, N) `particles` times per image.
 
-    cond: the condition of the B images (guided or not, as opts says). -> (fills (B*K, N), image b's
+    cond: the condition of the B images (guided or not, as opts says); the callback as side_by_side's (the
+    caller reports the last step with the fill it keeps). -> (fills (B*K, N), image b's
     particles in rows b*K .. b*K + K - 1, kept tokens unchanged; log-weights (B, K): the kept tokens'
     log-probabilities under the guided logits at opts' temperature (no top-k/top-p, so a kept token
     outside them still counts, just as unlikely); loglik (B, K): the free tokens' log-probabilities under
@@ -63,12 +64,9 @@ def particle_fills(
             logw.add_(torch.where(kept, lp, 0.0))
         loglik(t, token, raw, logits)
 
-    def report(step: int, total: int, tokens: Tensor) -> None:
-        callback(step, total, tokens[::K])  # each image's first particle
-
-    fills = run_sampler(
-        gpt, cond.repeat(K), opts, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
-        callback=report if callback is not None else None, observe=observe,
+    fills = side_by_side(
+        gpt, cond, opts, K, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
+        callback=callback, observe=observe,
     )  # fmt: skip
     return fills, logw.view(B, K), loglik.total.view(B, K)
 

@@ -182,3 +182,17 @@ def test_variation_and_img2img_masks():
 def test_inpaint_errors(codes, keep, match):
     with pytest.raises(ValueError, match=f"inpaint: {match}"):
         inpaint(tiny_gpt("c2i"), codes, keep, torch.tensor([1]))
+
+
+def test_particle_progress_ends_on_the_kept_fills_once_per_step():
+    gpt = tiny_gpt("c2i")
+    codes = _codes(2)
+    keep = torch.ones(2, 4, 4, dtype=torch.bool)
+    keep[:, 1, 1:3] = False  # a hole with kept tokens after it, so the particles run
+    seen = []
+    out = inpaint(gpt, codes, keep, torch.tensor([1, 2]), candidates=3, passes=2, generator=torch.Generator().manual_seed(4),
+                  callback=lambda step, total, tokens: seen.append((step, total, tokens.clone())))  # fmt: skip
+    steps = [s for s, _, _ in seen]
+    assert steps == sorted(set(steps)) and steps[-1] == seen[-1][1] == 2 * 16  # each step once, the last at the end
+    assert torch.equal(seen[-1][2], out.view(2, -1))  # the last report shows what is returned
+    assert all(tokens.shape[0] == 2 for _, _, tokens in seen)  # one row per image, never per particle
