@@ -5,8 +5,8 @@ import time
 import pytest
 
 from gptimg_core.builtin import builtin_path
+from gptimg_core.train.__main__ import T2I_RECIPE, plan_budget, run_recipe
 from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.__main__ import plan_budget, run_recipe
 from gptimg_core.train.budget import RESERVE, Budget, StageCost, StepClock, stage_costs
 
 
@@ -127,7 +127,7 @@ def test_recipe_in_a_budget_shrinks_its_steps_and_keeps_to_its_minutes(tmp_path)
     took = time.perf_counter() - t0
     assert set(budget.scales) == {"vq", "tokens", "t2i", "c2i"}
     assert all(0.002 <= budget.scales[k] < 0.02 for k in ("tokens", "t2i", "c2i"))
-    assert metrics["recipes"]["t2i"]["steps"] == int(7500 * budget.scales["t2i"])
+    assert metrics["recipes"]["t2i"]["steps"] == int(T2I_RECIPE.steps * budget.scales["t2i"])
     assert took < seconds * 1.05, (seconds, metrics["stage_seconds"])
     assert metrics["budget"]["scales"] == {k: round(v, 4) for k, v in budget.scales.items()}
     assert metrics["budget"]["minutes"] == round(seconds / 60, 2)
