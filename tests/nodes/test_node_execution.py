@@ -177,13 +177,14 @@ def test_outpaint_places_tokens_and_fills_the_rest(comfy, loaded, t2i_cond, pict
 def test_variations_keep_the_top_rows(comfy, loaded, t2i_cond, picture):
     tokens, _ = picture
     (out,), _ = comfy.run(
-        "GPTImgVariations", model=loaded["t2i"], tokens=tokens, positive=t2i_cond, keep_rows=3, batch_size=3,
+        "GPTImgVariations", model=loaded["t2i"], tokens=tokens, positive=t2i_cond, keep_rows=1, batch_size=3,
         **{**SAMPLING, "cfg": 1.0, "temperature": 2.0},
     )  # fmt: skip
     assert out.codes.shape == (3, 8, 8)
-    assert torch.equal(out.codes[:, :3], tokens.codes[:, :3].expand(3, -1, -1))
-    # each variation draws its own tokens (flat sampling: at CFG 4 the built-in model completes a
-    # background-only remainder with the same canonical codes every time)
+    assert torch.equal(out.codes[:, :1], tokens.codes[:, :1].expand(3, -1, -1))
+    # each variation draws its own tokens: one kept row leaves the object to draw, so three independent
+    # draws differ (with 3 kept rows the remainder can be background only, which the built-in model
+    # completes with the same flat codes nearly every time, even at temperature 2)
     assert len({tuple(c.flatten().tolist()) for c in out.codes}) == 3
 
 
