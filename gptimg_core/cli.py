@@ -16,7 +16,7 @@ import torch
 
 from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
 from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
-from .editing import inpaint, pixel_mask_to_tokens
+from .editing import PARTICLES, inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--candidates",
         type=int,
-        default=8,
-        help="fills run side by side per pass, weighed by the kept tokens after them (particles)",
+        default=None,
+        help="fills run side by side per pass, weighed by the kept tokens after them (particles; default "
+        f"{PARTICLES}, built-in t2i {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']})",
     )
     i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best fill of all rounds is kept")
     c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
@@ -154,6 +155,11 @@ def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[st
     )  # fmt: skip
 
 
+def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt, default: int) -> int:
+    """The built-in model's candidates (of builtin, for gpt's model_type) when no --gpt is given, else default."""
+    return int(builtin[gpt.cfg.model_type]["candidates"]) if a.gpt is None else default
+
+
 def _save(images: np.ndarray, out: str) -> list[str]:
     path = Path(out)
     names = (
@@ -172,7 +178,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
     if a.candidates is not None and a.candidates < 1:
         raise SystemExit(f"error: --candidates must be >= 1 (1 = one draw per image), got {a.candidates}")
     gpt, vq = _models(a)
-    candidates = a.candidates or (BUILTIN_SAMPLING[gpt.cfg.model_type]["candidates"] if a.gpt is None else 1)
+    candidates = a.candidates or _builtin_or(a, BUILTIN_SAMPLING, gpt, 1)
     codes = generate(
         gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), candidates=candidates,
         callback=Progress("generate"),
@@ -182,6 +188,8 @@ def cmd_generate(a: argparse.Namespace) -> None:
 
 
 def cmd_inpaint(a: argparse.Namespace) -> None:
+    if a.candidates is not None and a.candidates < 1:
+        raise SystemExit(f"error: --candidates must be >= 1 (1 = one fill), got {a.candidates}")
     gpt, vq = _models(a)
     image, mask = load_image(a.image), load_mask(a.mask)
     if mask.shape != image.shape[:2]:
@@ -199,7 +207,8 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
     )
     out = inpaint(
         gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type, BUILTIN_INPAINT_SAMPLING),
-        candidates=a.candidates, passes=a.passes, callback=Progress("inpaint"),
+        candidates=a.candidates or _builtin_or(a, BUILTIN_INPAINT_SAMPLING, gpt, PARTICLES),
+        passes=a.passes, callback=Progress("inpaint"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(out)), a.out):
         print(name)

@@ -14,6 +14,8 @@ from .gpt import GPT
 from .particles import particle_fills, pick
 from .sampling import SamplingOptions
 
+PARTICLES = 8  # inpaint's fills per pass unless told (the built-in t2i's own: builtin.BUILTIN_INPAINT_SAMPLING)
+
 
 def pixel_mask_to_tokens(
     mask: Tensor, downsample: int, *, mode: str = "any", threshold: float = 0.5, grow: int = 0
@@ -95,7 +97,7 @@ def inpaint(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    candidates: int = 8,
+    candidates: int = PARTICLES,
     passes: int = 1,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,

@@ -10,6 +10,8 @@ from comfy_api.latest import io, ui
 from torch import Tensor
 
 from ..gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
+from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING
+from ..gptimg_core.editing import PARTICLES
 from . import comfy_adapter as adapter
 from .common import (
     NodeInputError,
@@ -120,10 +122,11 @@ class TokenInpaint(io.ComfyNode):
                 *mask_modes(),
                 io.Int.Input(
                     "candidates",
-                    default=8,
+                    default=PARTICLES,
                     min=1,
                     max=64,
-                    tooltip="Fills run side by side (particles) per pass, weighed by the kept tokens; the best is kept.",
+                    tooltip="Fills run side by side (particles) per pass, weighed by the kept tokens; the best is kept. "
+                    f"The built-in t2i draws best with {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']}.",
                 ),
                 io.Int.Input(
                     "passes",

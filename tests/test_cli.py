@@ -101,6 +101,10 @@ def test_inpaint_from_image_and_mask_files(models, tmp_path):
     assert main(args + ["--candidates", "2"]) == 0
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (32, 32, 3)
+    (tmp_path / "out.png").unlink()
+    with pytest.raises(SystemExit, match=r"--candidates must be >= 1 \(1 = one fill\), got 0"):
+        main(args + ["--candidates", "0"])
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_errors_exit_2_with_a_message(models, tmp_path, capsys):

@@ -146,7 +146,7 @@ GRAPHS: dict[str, Graph] = {
                     mask_mode="any",
                     threshold=0.5,
                     grow=0,
-                    candidates=8,
+                    candidates=BUILTIN_INPAINT_SAMPLING["t2i"]["candidates"],
                     passes=1,
                 ),
             ),  # fmt: skip
