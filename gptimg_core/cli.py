@@ -155,7 +155,7 @@ def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[st
     )  # fmt: skip
 
 
-def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt, default: int) -> int:
+def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt: GPT, default: int) -> int:
     """The built-in model's candidates (of builtin, for gpt's model_type) when no --gpt is given, else default."""
     return int(builtin[gpt.cfg.model_type]["candidates"]) if a.gpt is None else default
 
