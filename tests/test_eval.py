@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gptimg_core.builtin import BUILTIN_SAMPLING
-from gptimg_core.eval import DEV_SETS, EVAL_SAMPLING, load_builtin, main, parse_sampling
+from gptimg_core.eval import DEV_SETS, EVAL_SAMPLING, Tally, load_builtin, main, parse_sampling
 
 
 def test_sampling_overrides_change_one_setting_of_a_copy():
@@ -34,6 +34,18 @@ def test_bad_sampling_overrides_name_what_is_expected(item, message):
         parse_sampling([item], BUILTIN_SAMPLING)
 
 
+def test_rates_carry_their_95_percent_wilson_interval():
+    t = Tally()
+    for key, right, n in (("none", 0, 10), ("all", 10, 10), ("small", 53, 60), ("large", 530, 600)):
+        for i in range(n):
+            t.add(key, i < right)
+    r = t.rates()
+    assert (r["none"]["low"], r["none"]["high"]) == (0.0, 0.278)  # the textbook 0 of 10: 0 to 27.8%
+    assert (r["all"]["low"], r["all"]["high"]) == (0.722, 1.0)
+    assert r["small"]["low"] < r["small"]["rate"] < r["small"]["high"]
+    assert r["large"]["high"] - r["large"]["low"] < (r["small"]["high"] - r["small"]["low"]) / 2  # 10x n: ~3x narrower
+
+
 def test_dev_sets_do_not_reuse_the_evaluation_seeds():
     dev_seeds = {seed for runs in DEV_SETS.values() for _, seed in runs}
     assert not dev_seeds & set(range(1234, 1234 + len(DEV_SETS)))
@@ -49,6 +61,7 @@ def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
     assert (report["device"], report["dtype"]) == ("cpu", "fp32")
     assert torch.is_grad_enabled()  # the caller's grad mode is back (training later in the process needs it)
     rates = report["rates"]
+    assert all(v["low"] <= v["rate"] <= v["high"] for v in rates.values())
     assert rates["inpaint: tokens outside the mask unchanged"]["rate"] == 1.0
     assert rates["class: colour+shape"]["n"] == 48
     pairs = rates["two objects: both right"]["n"]
