@@ -213,7 +213,8 @@ def top_k_input() -> io.Input:
         default=0,
         min=0,
         max=1 << 20,
-        tooltip=f"Sample only among the k most likely tokens; 0 = off, 1 = greedy. The built-in models: {_T2I['top_k']}.",
+        tooltip="Sample only among the k most likely tokens; 0 = off, 1 = greedy. The built-in t2i model draws best "
+        f"at {_T2I['top_k']}, the built-in c2i at {_C2I['top_k']}.",
     )
 
 
