@@ -2,8 +2,9 @@
 
 Generates from random prompts of every form (seen and held-out colour/shape/background triples),
 class ids, and inpainting edits, reads each image back with the shapes checker and prints the rates.
-`--dev` runs the development sets instead (other seeds, larger): pick recipes and sampling settings on
-those, and report the evaluation seed. `--sampling t2i.cfg_scale=3` overrides a default sampling setting.
+`--dev` runs the development sets instead (other seeds): pick recipes and sampling settings on those
+(and on more dev seeds), and report the evaluation seed. `--sampling t2i.cfg_scale=3` overrides a default
+sampling setting. Each rate is printed with its 95% interval.
 """
 
 from __future__ import annotations
