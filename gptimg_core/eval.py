@@ -74,10 +74,10 @@ class Tally:
         return out
 
 
-def wilson(right: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(right: int, n: int) -> tuple[float, float]:
     """95% Wilson score interval of a rate right/n (n > 0); unlike +-2 standard errors it stays inside [0, 1]
     and is not empty at 0% or 100%."""
-    p = right / n
+    z, p = 1.96, right / n
     mid = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, mid - half), min(1.0, mid + half)
