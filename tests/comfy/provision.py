@@ -24,9 +24,9 @@ import os
 import re
 import shutil
 import site
-import sysconfig
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import zipfile
@@ -91,7 +91,9 @@ def ensure_comfyui() -> ComfyInstall:
         problem = _problem(install)
         if problem:
             if problem != "not provisioned yet":
-                log.warning("the cached ComfyUI environment %s is unusable (%s): rebuilding it", install.python, problem)
+                log.warning(
+                    "the cached ComfyUI environment %s is unusable (%s): rebuilding it", install.python, problem
+                )
             if downloaded:
                 _unpack(root, comfy_dir)
             _make_venv(install)
