@@ -1,33 +1,17 @@
-"""Checking a condition against a model and building the [cond; null] batch that CFG runs."""
+"""LlamaGen's conditions: checking class ids or caption features against a GPT and building the
+[cond; null] rows that CFG runs (`GPT.condition`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from .gpt import GPT
+from .token_model import Condition
 
-
-@dataclass
-class Condition:
-    """What the sampler feeds first: `tokens` are class ids (R,) or caption features (R, T, C), with
-    R = 2B ([cond; uncond]) under guidance and B without; `key_ok` (R, 1, 1, S) marks visible keys."""
-
-    tokens: Tensor
-    key_ok: Tensor | None
-    batch: int
-
-    def repeat(self, n: int) -> Condition:
-        """Each row n times (for n candidates per image), keeping the [cond; uncond] split."""
-        halves = self.tokens.chunk(2) if self.tokens.shape[0] == 2 * self.batch else (self.tokens,)
-        tokens = torch.cat([h.repeat_interleave(n, 0) for h in halves])
-        key_ok = None
-        if self.key_ok is not None:
-            kh = self.key_ok.chunk(2) if len(halves) == 2 else (self.key_ok,)
-            key_ok = torch.cat([h.repeat_interleave(n, 0) for h in kh])
-        return Condition(tokens, key_ok, self.batch * n)
+if TYPE_CHECKING:
+    from .gpt import GPT
 
 
 def _as_mask(mask: Tensor | None, shape: tuple[int, int], name: str, where: str) -> Tensor | None:
@@ -114,10 +98,8 @@ def prepare_condition(
         raise ValueError(f"{where}: cond is an empty batch")
     if guided and null.shape[0] != B:
         raise ValueError(f"{where}: uncond has batch {null.shape[0]}, expected 1 or {B} (cond's batch)")
-    tokens = torch.cat([cond.to(device), null.to(device)]) if guided else cond.to(device)
-    key_ok = None
+    rows = torch.cat([cond.to(device), null.to(device)]) if guided else cond.to(device)
+    mask = None
     if gpt.cfg.model_type == "t2i" and cond_mask is not None:
-        m = torch.cat([cond_mask, uncond_mask]) if guided else cond_mask  # (R, T)
-        image = torch.ones(m.shape[0], gpt.cfg.block_size, dtype=torch.bool)
-        key_ok = torch.cat([m.cpu(), image], dim=1).view(m.shape[0], 1, 1, -1).to(device)
-    return Condition(tokens, key_ok, B)
+        mask = (torch.cat([cond_mask, uncond_mask]) if guided else cond_mask).to(device)  # (R, T)
+    return Condition(rows, mask, B)

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .conditioning import Condition, prepare_condition
-from .generate import Callback, attention_mask, run_sampler
-from .gpt import GPT
+from .decoding import Callback
+from .generate import run_sampler
 from .particles import particle_fills, pick
-from .sampling import SamplingOptions
+from .sampling import Generators, SamplingOptions, image_generators
+from .token_model import Condition, TokenModel
 
 PARTICLES = 8  # inpaint's fills per pass unless told (the built-in t2i's own: builtin.BUILTIN_INPAINT_SAMPLING)
 
@@ -45,8 +45,8 @@ def pixel_mask_to_tokens(
     return out
 
 
-def _check_grid(gpt: GPT, codes: Tensor, keep: Tensor, where: str) -> None:
-    g, V = gpt.cfg.grid, gpt.cfg.vocab_size
+def _check_grid(model: TokenModel, codes: Tensor, keep: Tensor, where: str) -> None:
+    g, V = model.grid, model.vocab_size
     if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point():
         raise ValueError(
             f"{where}: codes must be an integer tensor (B, h, w), got {getattr(codes, 'shape', type(codes))}"
@@ -65,25 +65,25 @@ def _check_grid(gpt: GPT, codes: Tensor, keep: Tensor, where: str) -> None:
         )
 
 
-def token_logp(gpt: GPT, cond: Condition, tokens: Tensor) -> Tensor:
+def token_logp(model: TokenModel, cond: Condition, tokens: Tensor) -> Tensor:
     """Log-probability (B, N) of each token given the condition and the tokens before it (teacher
     forcing, one forward pass). tokens (B, N); cond unguided (batch B)."""
-    N, T = tokens.shape[1], gpt.cfg.cls_token_num
-    S = T + N - 1
     with torch.no_grad():
-        logits = gpt(tokens[:, :-1], 0, cond=cond.tokens, mask=attention_mask(cond.key_ok, 0, S))  # (B, S, V)
-    return logits[:, T - 1 :].log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        state = model.start(cond)
+        first = state.prefill()[:, None]  # (B, 1, V)
+        logits = torch.cat([first, state.feed(tokens[:, :-1], 0)], dim=1)  # (B, N, V)
+    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def score_known(gpt: GPT, cond: Condition, tokens: Tensor, keep: Tensor) -> Tensor:
+def score_known(model: TokenModel, cond: Condition, tokens: Tensor, keep: Tensor) -> Tensor:
     """Log-likelihood (B,) of the kept tokens that follow the first resampled one, under the
     conditional model (teacher forcing). tokens, keep (B, N); cond unguided (batch B)."""
     after = (~keep).long().cumsum(1) > 0  # positions at or after the first resampled token
-    return (token_logp(gpt, cond, tokens) * (keep & after)).sum(1)
+    return (token_logp(model, cond, tokens) * (keep & after)).sum(1)
 
 
 def inpaint(
-    gpt: GPT,
+    model: TokenModel,
     codes: Tensor,
     keep: Tensor,
     cond: Tensor,
@@ -99,7 +99,10 @@ def inpaint(
     top_p: float = 1.0,
     candidates: int = PARTICLES,
     passes: int = 1,
-    generator: torch.Generator | None = None,
+    decoding: str = "ar",
+    window: int = 16,
+    seed: int | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """Resample the tokens where keep is False; the others come back unchanged. -> (B, h, w).
@@ -110,28 +113,33 @@ def inpaint(
     the best weight plus a share of its own likelihood under the prompt (particles.pick). `passes`
     rounds of candidates keep the best fill of all by the same score. Where no kept token
     follows the hole (variations, outpainting at the end) there is nothing to weigh fills by, and one
-    fill is drawn. The built-in t2i at temperature 1.0 draws the new object right in 91.8% of 2,112 dev edits
-    with 16 particles, 90.1% with 8 (an earlier run of its recipe, one fill: 74.0% of 96; docs/training-notes.md)."""
+    fill is drawn. decoding, window, seed and generator as generate takes them."""
     where = "inpaint"
-    _check_grid(gpt, codes, keep, where)
+    _check_grid(model, codes, keep, where)
     if candidates < 1 or passes < 1:
         raise ValueError(f"{where}: candidates and passes must be >= 1, got {candidates} and {passes}")
-    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
+    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p, decoding, window)
     opts.check(where)
-    c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
+    c = model.condition(cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
     if c.batch != codes.shape[0]:
         raise ValueError(f"{where}: cond has batch {c.batch} but codes has {codes.shape[0]} images")
-    B, g = codes.shape[0], gpt.cfg.grid
-    device = gpt.tok_embeddings.weight.device
+    if seed is not None:
+        generator = image_generators(seed, c.batch)
+    B, g = codes.shape[0], model.grid
+    device = model.device
     known, kmask = codes.reshape(B, -1).to(device), keep.reshape(B, -1).to(device)
     if bool(kmask.all()):
         return codes.clone()
     after_hole = (~kmask).cumsum(1).gt(0) & kmask  # kept tokens after an image's first free one
     if (candidates == 1 and passes == 1) or not bool(after_hole.any()):
-        return run_sampler(gpt, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(B, g, g)
+        return run_sampler(model, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(
+            B, g, g
+        )
     rounds = _Rounds(callback, passes)
     picked = [
-        pick(*particle_fills(gpt, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p)))
+        pick(
+            *particle_fills(model, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p))
+        )
         for p in range(passes)
     ]  # each (fill (B, N), score (B,))
     fills, scores = torch.stack([f for f, _ in picked]), torch.stack([s for _, s in picked])  # (P, B, N), (P, B)
@@ -173,11 +181,11 @@ def place_tokens(codes: Tensor, grid: tuple[int, int], top: int = 0, left: int =
     return out, keep
 
 
-def outpaint(gpt: GPT, codes: Tensor, cond: Tensor, *, top: int = 0, left: int = 0, **kwargs) -> Tensor:
+def outpaint(model: TokenModel, codes: Tensor, cond: Tensor, *, top: int = 0, left: int = 0, **kwargs) -> Tensor:
     """Place codes (B, h, w) at (top, left) in the model's grid and generate the rest (see inpaint)."""
-    g = gpt.cfg.grid
+    g = model.grid
     placed, keep = place_tokens(codes, (g, g), top, left)
-    return inpaint(gpt, placed, keep, cond, **kwargs)
+    return inpaint(model, placed, keep, cond, **kwargs)
 
 
 def variation_keep(shape: tuple[int, int, int], keep_rows: int) -> Tensor:
@@ -190,13 +198,17 @@ def variation_keep(shape: tuple[int, int, int], keep_rows: int) -> Tensor:
     return keep
 
 
-def img2img_keep(shape: tuple[int, int, int], strength: float, generator: torch.Generator | None = None) -> Tensor:
-    """Keep-mask (B, h, w) resampling a random `strength` fraction of each image's tokens."""
+def img2img_keep(shape: tuple[int, int, int], strength: float, generator: Generators = None) -> Tensor:
+    """Keep-mask (B, h, w) resampling a random `strength` fraction of each image's tokens; image b draws
+    from generator[b] when given one per image."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"img2img_keep: strength must be in [0, 1], got {strength}")
     B, h, w = shape
+    gens = [generator] * B if generator is None or isinstance(generator, torch.Generator) else list(generator)
+    if len(gens) != B:
+        raise ValueError(f"img2img_keep: {len(gens)} generators for {B} images; give one per image or one for all")
     n = round(strength * h * w)
     keep = torch.ones(B, h * w, dtype=torch.bool)
     for b in range(B):
-        keep[b, torch.randperm(h * w, generator=generator)[:n]] = False
+        keep[b, torch.randperm(h * w, generator=gens[b])[:n]] = False
     return keep.view(B, h, w)

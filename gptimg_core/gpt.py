@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import GPTConfig
+from .token_model import Condition
 
 # On CPU a decode step multiplies a few rows (batch x 2 with CFG) by each weight matrix, which is bound by
 # reading the weights. Whether `F.linear` or `W @ x.T` reads them in one pass depends on the CPU's BLAS path
@@ -116,6 +117,24 @@ class KVCache:
         self.k = [k[rows] for k in self.k]
         self.v = [v[rows] for v in self.v]
         self.batch = self.k[0].shape[0]
+
+
+def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
+    """Bool mask (B, 1, n, start + n) for n new rows at `start`, or None when plain causal suffices.
+
+    key_ok (B, 1, 1, S_max) marks keys any row may see (padding of the condition is False); each
+    row always sees itself, as in LlamaGen.
+    """
+    S = start + n
+    if key_ok is None and (n == 1 or start == 0):
+        return None
+    q = torch.arange(start, S).view(n, 1)
+    k = torch.arange(S).view(1, S)
+    causal = (k <= q).to(key_ok.device if key_ok is not None else "cpu")  # (n, S)
+    if key_ok is None:
+        return causal.view(1, 1, n, S)
+    allowed = causal & key_ok[..., :S]  # (B, 1, n, S)
+    return allowed | (k == q).to(allowed.device)
 
 
 class Attention(nn.Module):
@@ -227,6 +246,40 @@ class GPT(nn.Module):
             self._rope[device] = rope_2d(self.cfg).to(device)
         return self._rope[device]
 
+    # The TokenModel interface (token_model.py) that the decoders speak.
+    @property
+    def kind(self) -> str:
+        return self.cfg.model_type
+
+    @property
+    def grid(self) -> int:
+        return self.cfg.grid
+
+    @property
+    def vocab_size(self) -> int:
+        return self.cfg.vocab_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.tok_embeddings.weight.device
+
+    def condition(
+        self,
+        cond: Tensor,
+        cond_mask: Tensor | None,
+        uncond: Tensor | None,
+        uncond_mask: Tensor | None,
+        *,
+        guided: bool,
+        where: str,
+    ) -> Condition:
+        from .conditioning import prepare_condition  # it checks against this class
+
+        return prepare_condition(self, cond, cond_mask, uncond, uncond_mask, guided=guided, where=where)
+
+    def start(self, cond: Condition) -> GPTState:
+        return GPTState(self, cond)
+
     @property
     def null_condition(self) -> Tensor:
         """The stored null condition: class id num_classes (c2i) or uncond_embedding (t2i)."""
@@ -284,3 +337,31 @@ class GPT(nn.Module):
         if last_only:
             h = h[:, -1:]
         return self.output(self.norm(h)).float()
+
+
+class GPTState:
+    """A decode state of the GPT (token_model.DecodeState): condition rows first, then image tokens, on a KVCache."""
+
+    def __init__(self, gpt: GPT, cond: Condition) -> None:
+        self.gpt, self.cond = gpt, cond
+        self.rows = cond.rows.shape[0]
+        self.cache = gpt.new_cache(self.rows)
+        self.T = gpt.cfg.cls_token_num
+        self.key_ok = None  # (R, 1, 1, S): padding of the condition is never attended to
+        if cond.mask is not None:
+            image = torch.ones(self.rows, gpt.cfg.block_size, dtype=torch.bool, device=cond.mask.device)
+            self.key_ok = torch.cat([cond.mask, image], dim=1).view(self.rows, 1, 1, -1)
+
+    def prefill(self) -> Tensor:
+        mask = attention_mask(self.key_ok, 0, self.T)
+        return self.gpt(None, 0, cond=self.cond.rows, cache=self.cache, mask=mask, last_only=True)[:, -1]
+
+    def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
+        start = self.T + t
+        mask = attention_mask(self.key_ok, start, tokens.shape[1])
+        return self.gpt(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
+
+    def keep_rows(self, n: int) -> None:
+        self.cache.keep(slice(0, n))  # views, no copy
+        self.key_ok = self.key_ok[:n] if self.key_ok is not None else None
+        self.rows = n

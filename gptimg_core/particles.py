@@ -22,23 +22,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .conditioning import Condition
-from .generate import Callback, OwnLikelihood, side_by_side
-from .gpt import GPT
-from .sampling import SamplingOptions
+from .decoding import Callback
+from .generate import OwnLikelihood, side_by_side
+from .sampling import Generators, SamplingOptions
+from .token_model import Condition, TokenModel
 
 FILL_WEIGHT = 0.25  # of 672 dev edits right, by this weight: 0 88.1%, 0.1 90.0%, 0.25 90.5%, 0.5 90.2%, 1 89.3%
 
 
 def particle_fills(
-    gpt: GPT,
+    model: TokenModel,
     cond: Condition,
     opts: SamplingOptions,
     known: Tensor,
     keep: Tensor,
     particles: int,
     *,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fill the free tokens (keep False) of known (B, N) `particles` times per image.
@@ -51,7 +51,7 @@ def particle_fills(
     the conditional logits alone, at temperature 1)."""
     B, K = known.shape[0], particles
     R = B * K
-    device = gpt.tok_embeddings.weight.device
+    device = model.device
     keep = keep.to(device).repeat_interleave(K, 0)  # (R, N)
     logw = torch.zeros(R, device=device)
     loglik = OwnLikelihood(R, device, free=~keep)
@@ -65,7 +65,7 @@ def particle_fills(
         loglik(t, token, raw, logits)
 
     fills = side_by_side(
-        gpt, cond, opts, K, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
+        model, cond, opts, K, known=known.to(device).repeat_interleave(K, 0), keep=keep, generator=generator,
         callback=callback, observe=observe,
     )  # fmt: skip
     return fills, logw.view(B, K), loglik.total.view(B, K)

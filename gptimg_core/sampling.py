@@ -5,10 +5,13 @@ All functions return new tensors; none edits its input in place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+DECODINGS = ("ar", "sjd")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class SamplingOptions:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    decoding: str = "ar"  # "ar": one token per forward pass; "sjd": speculative Jacobi decoding (decode_sjd.py)
+    window: int = 16  # SJD's drafted tokens per pass
 
     def check(self, where: str) -> None:
         """Raise a ValueError naming `where` and the bad argument."""
@@ -36,6 +41,14 @@ class SamplingOptions:
             raise ValueError(f"{where}: top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {self.top_p}")
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"{where}: decoding must be one of {DECODINGS}, got {self.decoding!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"{where}: window must be an integer >= 1 (drafted tokens per pass), got {self.window!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.top_k == 1 or self.temperature == 0
 
     @property
     def uses_cfg(self) -> bool:
@@ -79,12 +92,84 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     return out
 
 
-def sample(logits: Tensor, opts: SamplingOptions, generator: torch.Generator | None = None) -> Tensor:
-    """Draw one token per row. logits (B, V) fp32 -> LongTensor (B,)."""
-    if opts.top_k == 1 or opts.temperature == 0:
-        return logits.argmax(-1)
-    probs = filter_logits(logits / max(opts.temperature, 1e-5), opts.top_k, opts.top_p).softmax(-1)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def image_generators(seed: int, n: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per image: image i draws from seed + i, so it comes out the same in any batch."""
+    return [torch.Generator(device).manual_seed(seed + i) for i in range(n)]
+
+
+class Draws:
+    """The random numbers of a batch of R rows, `per_image` consecutive rows per image.
+
+    With one generator per image, image b's rows draw from generators[b] alone and only when they need a
+    number, so an image's draws do not depend on the rest of the batch. A single generator (or None: torch's
+    default) serves all rows in row order.
+    """
+
+    def __init__(self, generators: Generators, rows: int, per_image: int = 1) -> None:
+        self.rows, self.per_image = rows, per_image
+        if isinstance(generators, torch.Generator) or generators is None:
+            self.shared, self.generators = generators, None
+        else:
+            self.shared, self.generators = None, list(generators)
+            if len(self.generators) * per_image != rows:
+                raise ValueError(
+                    f"sampling: {len(self.generators)} generators for {rows // per_image} images; give one generator "
+                    f"per image (image_generators(seed, n)) or a single one"
+                )
+
+    def repeat(self, n: int) -> Draws:
+        """The same generators for n rows per row (n candidates per image)."""
+        gens = self.shared if self.generators is None else self.generators
+        return Draws(gens, self.rows * n, self.per_image * n)
+
+    def _fill(self, out: Tensor, need: Tensor | None, fill) -> Tensor:
+        rows = range(self.rows) if need is None else need.nonzero().flatten().tolist()
+        if self.generators is None:
+            if need is None:
+                return fill(out, self.shared)
+            picked = fill(torch.empty((len(rows), *out.shape[1:]), device=out.device), self.shared)
+            out[rows] = picked
+            return out
+        for r in rows:
+            out[r] = fill(torch.empty(out.shape[1:], device=out.device), self.generators[r // self.per_image])
+        return out
+
+    def exponential(self, shape: tuple[int, ...], device: torch.device, need: Tensor | None = None) -> Tensor:
+        """Exp(1) noise (R, ...) for the rows `need` (R,) marks (all when None); 1 elsewhere."""
+        gen = self._device()
+        out = torch.ones(shape, device=gen)
+        return self._fill(out, need, lambda x, g: x.exponential_(1.0, generator=g)).to(device)
+
+    def uniform(self, shape: tuple[int, ...], device: torch.device, need: Tensor | None = None) -> Tensor:
+        """U[0, 1) numbers (R, ...) for the rows `need` (R,) marks; 0 elsewhere."""
+        out = torch.zeros(shape, device=self._device())
+        return self._fill(out, need, lambda x, g: x.uniform_(0.0, 1.0, generator=g)).to(device)
+
+    def _device(self) -> torch.device:
+        g = self.shared if self.generators is None else self.generators[0]
+        return g.device if g is not None else torch.device("cpu")
+
+
+def probabilities(logits: Tensor, opts: SamplingOptions) -> Tensor:
+    """The distribution a token is drawn from: logits (B, V) -> fp32 probabilities (B, V) after temperature,
+    top-k and top-p; greedy (top_k 1 or temperature 0) is one-hot on the argmax."""
+    if opts.greedy:
+        return torch.zeros_like(logits, dtype=torch.float32).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+    return filter_logits(logits.float() / opts.temperature, opts.top_k, opts.top_p).softmax(-1)
+
+
+def draw(probs: Tensor, draws: Draws, need: Tensor | None = None) -> Tensor:
+    """One token per row and position from probs (R, ..., V) -> LongTensor (R, ...); rows outside `need`
+    get the argmax."""
     # Exponential race (Gumbel-max in disguise): argmax p / E with E ~ Exp(1) draws from p.
-    gen_device = generator.device if generator is not None else probs.device
-    noise = torch.empty(probs.shape, device=gen_device).exponential_(1.0, generator=generator)
-    return (probs / noise.to(probs.device)).argmax(-1)
+    return (probs / draws.exponential(tuple(probs.shape), probs.device, need)).argmax(-1)
+
+
+def sample(logits: Tensor, opts: SamplingOptions, draws: Draws, need: Tensor | None = None) -> Tensor:
+    """Draw one token per row from logits (B, V) -> LongTensor (B,); greedy draws no random numbers."""
+    if opts.greedy:
+        return logits.argmax(-1)
+    return draw(probabilities(logits, opts), draws, need)

@@ -105,7 +105,8 @@ def test_token_logp_is_the_training_loss_per_token():
     lp = token_logp(gpt, c, codes)  # (2, 16)
     assert lp.shape == (2, 16) and (lp < 0).all()
     with torch.no_grad():
-        loss = token_loss(gpt, c.tokens, codes, codes, c.key_ok)  # mean cross-entropy, an independent path
+        key_ok = torch.cat([c.mask, torch.ones(2, 16, dtype=torch.bool)], 1)[:, None, None]  # (B, 1, 1, S)
+        loss = token_loss(gpt, c.rows, codes, codes, key_ok)  # mean cross-entropy, an independent path
     torch.testing.assert_close(-lp.mean(), loss)
     other = codes.clone()
     other[:, 8] = (other[:, 8] + 1) % 64

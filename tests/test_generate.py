@@ -200,7 +200,7 @@ def test_an_observer_sees_every_position_once_in_order_without_changing_the_draw
 
 @pytest.mark.parametrize("kind,cfg", [("c2i", 1.0), ("c2i", 3.0), ("t2i", 2.0)])
 def test_candidates_keep_each_images_likeliest_draw_under_its_condition(kind, cfg):
-    from gptimg_core.conditioning import Condition, prepare_condition
+    from gptimg_core.conditioning import prepare_condition
     from gptimg_core.editing import token_logp
     from gptimg_core.generate import run_sampler
 
@@ -209,7 +209,7 @@ def test_candidates_keep_each_images_likeliest_draw_under_its_condition(kind, cf
     K, opts = 6, SamplingOptions(cfg, temperature=1.0)
     c = prepare_condition(gpt, cond, mask, None, None, guided=cfg > 1, where="test")
     draws = run_sampler(gpt, c.repeat(K), opts, generator=torch.Generator().manual_seed(3))  # (2*K, 16)
-    plain = c if cfg == 1.0 else Condition(c.tokens[:2], c.key_ok[:2] if c.key_ok is not None else None, 2)
+    plain = c.conditional()
     loglik = token_logp(gpt, plain.repeat(K), draws).sum(1).view(2, K)  # teacher-forced, no guidance
     assert draws.view(2, K, -1).unique(dim=1).shape[1] > 1  # independent draws, not copies
     picked = generate(gpt, cond, cond_mask=mask, cfg_scale=cfg, temperature=1.0, candidates=K,

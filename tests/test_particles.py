@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gptimg_core.conditioning import Condition, prepare_condition
+from gptimg_core.conditioning import prepare_condition
 from gptimg_core.editing import score_known, token_logp
 from gptimg_core.generate import run_sampler
 from gptimg_core.particles import FILL_WEIGHT, particle_fills, pick
@@ -79,7 +79,7 @@ def test_weights_and_likelihoods_are_the_teacher_forced_ones_and_pick_the_fill(c
     K = 5
     fills, logw, loglik = particle_fills(gpt, cond, opts, known, keep, K, generator=torch.Generator().manual_seed(2))
     rows = keep.repeat_interleave(K, 0)  # (B*K, N)
-    plain = cond.repeat(K) if cfg == 1.0 else Condition(cond.tokens[:2], cond.key_ok[:2], 2).repeat(K)
+    plain = cond.conditional().repeat(K)
     lp = token_logp(gpt, plain, fills)  # (B*K, N): the conditional model alone, teacher-forced
     torch.testing.assert_close(loglik.flatten(), (lp * ~rows).sum(1), atol=1e-4, rtol=1e-4)
     if cfg == 1.0:  # unguided at temperature 1: the weights are the kept tokens' teacher-forced log-probabilities

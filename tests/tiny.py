@@ -24,12 +24,14 @@ def parity_vq():
     return load_vq(PARITY / "vq.pt")
 
 
-def tiny_gpt(model_type: str = "c2i", *, seed: int = 0, n_kv_head: int | None = None, grid: int = 4, **kw) -> GPT:
+def tiny_gpt(
+    model_type: str = "c2i", *, seed: int = 0, n_kv_head: int | None = None, grid: int = 4, vocab: int = 64, **kw
+) -> GPT:
     """A random GPT small enough to run hundreds of generations in a test."""
     torch.manual_seed(seed)
     extra = {"num_classes": 10, "cls_token_num": 1} if model_type == "c2i" else {"caption_dim": 16, "cls_token_num": 6}
     cfg = GPTConfig(
-        dim=32, n_layer=2, n_head=4, n_kv_head=n_kv_head, vocab_size=64, block_size=grid * grid,
+        dim=32, n_layer=2, n_head=4, n_kv_head=n_kv_head, vocab_size=vocab, block_size=grid * grid,
         model_type=model_type, **{**extra, **kw},
     )  # fmt: skip
     model = GPT(cfg).eval()

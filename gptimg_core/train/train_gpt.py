@@ -19,8 +19,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..config import GPTConfig
-from ..generate import attention_mask
-from ..gpt import GPT
+from ..gpt import GPT, attention_mask
 from ..shapes import describe
 from ..text_encoder import TextEncoder
 from ..vq import VQModel

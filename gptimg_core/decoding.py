@@ -1,0 +1,107 @@
+"""One sampling request as the decoders see it, and the choice of decoder (plain or speculative Jacobi)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .sampling import Draws, SamplingOptions, guide
+from .token_model import Condition, TokenModel
+
+# callback(step, total, tokens_so_far (B, step)); raising from it cancels generation.
+Callback = Callable[[int, int, Tensor], None]
+# observe(t, token_t (B,), raw (rows, V): [cond; null] while guided, logits (B, V) token t is drawn from):
+# the logits that predict position t, for every position in order.
+Observer = Callable[[int, Tensor, Tensor, Tensor], None]
+
+
+@dataclass
+class Request:
+    """B sequences of model.grid**2 tokens to sample on `cond`; where keep (B, N) is True the token is
+    known (B, N)'s. `passes` counts the model's forward passes (prefill included)."""
+
+    model: TokenModel
+    cond: Condition
+    opts: SamplingOptions
+    draws: Draws
+    known: Tensor | None = None
+    keep: Tensor | None = None
+    passes: int = 0
+
+    def __post_init__(self) -> None:
+        device = self.model.device
+        if self.keep is not None:
+            self.keep, self.known = self.keep.to(device), self.known.to(device)
+
+    @property
+    def batch(self) -> int:
+        return self.cond.batch
+
+    @property
+    def num_tokens(self) -> int:
+        return self.model.grid**2
+
+    def initial_tokens(self) -> Tensor:
+        """(B, N) LongTensor holding the known tokens where kept, 0 elsewhere."""
+        tokens = torch.zeros(self.batch, self.num_tokens, dtype=torch.long, device=self.model.device)
+        return tokens if self.keep is None else torch.where(self.keep, self.known, tokens)
+
+
+def guided_logits(raw: Tensor, batch: int, opts: SamplingOptions, start: int, total: int) -> Tensor:
+    """raw (R, L, V) for image positions start..start+L-1, [cond; null] rows (R = 2B) or cond rows alone
+    -> the logits (B, L, V) the tokens are drawn from, each position at its own CFG scale."""
+    if raw.shape[0] != 2 * batch:
+        return raw
+    cond, null = raw[:batch], raw[batch:]
+    scales = [opts.guidance(start + j, total) for j in range(raw.shape[1])]
+    if all(s is None for s in scales):
+        return cond
+    scale = torch.tensor([1.0 if s is None else s for s in scales], device=raw.device).view(1, -1, 1)
+    off = torch.tensor([s is None for s in scales], device=raw.device).view(1, -1, 1)
+    return torch.where(off, cond, null + (cond - null) * scale)  # as guide() computes it, position by position
+
+
+def replay(req: Request, tokens: Tensor, observe: Observer, chunk: int = 64) -> None:
+    """Call `observe` for every position of finished tokens (B, N) with the logits a teacher-forced pass
+    gives them (what a decoder that skipped positions, like SJD, tells an observer)."""
+    N, B, opts = req.num_tokens, req.batch, req.opts
+    state = req.model.start(req.cond)
+    guided = req.cond.guided
+    fed = torch.cat([tokens, tokens]) if guided else tokens
+    raw = state.prefill()[:, None]  # (R, 1, V)
+    req.passes += 1
+    t = 0
+    while t < N:
+        for j in range(raw.shape[1]):
+            step = raw[:, j]
+            logits = (guide(step, opts.guidance(t, N)) if guided else step)[:B]
+            observe(t, tokens[:, t], step, logits)
+            t += 1
+        if t < N:
+            raw = state.feed(fed[:, t - 1 : min(t - 1 + chunk, N - 1)], t - 1)
+            req.passes += 1
+
+
+def run(req: Request, callback: Callback | None = None, observe: Observer | None = None) -> Tensor:
+    """Sample req's tokens (B, N) with the decoder req.opts.decoding names."""
+    from .decode_ar import decode_ar
+    from .decode_sjd import decode_sjd
+
+    decoders = {"ar": decode_ar, "sjd": decode_sjd}
+    with torch.no_grad(), decode_attention(req.model.device):
+        return decoders[req.opts.decoding](req, callback, observe)
+
+
+def decode_attention(device: torch.device):
+    """The attention kernels for a decode loop. On CUDA, cuDNN's is left out: with it, a first generation at
+    a new batch size ran several times slower (README, Performance)."""
+    import contextlib
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
