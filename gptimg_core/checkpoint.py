@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .builtin import BUILTIN_RECOMMENDED, is_builtin
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
 from .vq import VQModel
@@ -241,7 +242,10 @@ def load_gpt(
     """
     p = Path(path)
     sd, meta = read_state_dict(p, "load_gpt")
-    return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    if is_builtin(p):
+        gpt.recommended = BUILTIN_RECOMMENDED[gpt.kind]
+    return gpt
 
 
 def _gpt_from_file(

@@ -49,7 +49,8 @@ class GPTImgModel:
         dtype = str(self.gpt.tok_embeddings.weight.dtype).removeprefix("torch.")
         return (
             f"{self.name}: {params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, "
-            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}"
+            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}. "
+            f"Recommended (what a sampling widget at -1 uses): {self.gpt.recommended.describe()}"
         )
 
 
