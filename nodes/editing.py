@@ -16,10 +16,10 @@ from . import comfy_adapter as adapter
 from .common import (
     NodeInputError,
     cfg_input,
-    check_choices,
     check_condition,
     check_mask,
     check_tokens_fit,
+    check_widgets,
     core_errors,
     generator,
     model_input,
@@ -142,8 +142,12 @@ class TokenInpaint(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, mask_mode: str) -> bool | str:
-        return check_choices(cls, mask_mode=mask_mode)
+    def validate_inputs(
+        cls, mask_mode: str, threshold: float | None, cfg: float | None, temperature: float | None, top_p: float | None
+    ) -> bool | str:
+        return check_widgets(
+            cls, mask_mode=mask_mode, threshold=threshold, cfg=cfg, temperature=temperature, top_p=top_p
+        )
 
     @classmethod
     def execute(
@@ -227,6 +231,10 @@ class Outpaint(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, cfg: float | None, temperature: float | None, top_p: float | None) -> bool | str:
+        return check_widgets(cls, cfg=cfg, temperature=temperature, top_p=top_p)
+
+    @classmethod
     def execute(
         cls,
         model: GPTImgModel,
@@ -283,6 +291,10 @@ class Variations(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, cfg: float | None, temperature: float | None, top_p: float | None) -> bool | str:
+        return check_widgets(cls, cfg=cfg, temperature=temperature, top_p=top_p)
+
+    @classmethod
     def execute(
         cls,
         model: GPTImgModel,
@@ -336,6 +348,12 @@ class Img2Img(io.ComfyNode):
             outputs=[tokens_output("The tokens with a random `strength` fraction regenerated.")],
             hidden=[io.Hidden.unique_id],
         )
+
+    @classmethod
+    def validate_inputs(
+        cls, strength: float | None, cfg: float | None, temperature: float | None, top_p: float | None
+    ) -> bool | str:
+        return check_widgets(cls, strength=strength, cfg=cfg, temperature=temperature, top_p=top_p)
 
     @classmethod
     def execute(

@@ -14,7 +14,7 @@ from ..gptimg_core.checkpoint import DTYPES
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_choices, core_errors
+from .common import NodeInputError, check_widgets, core_errors
 from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
 
 BUILTIN = "builtin"
@@ -89,7 +89,7 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
         # one input per validate_inputs: ComfyUI files the answer under every input it names; dtype is checked below
-        return check_choices(cls, ckpt_name=ckpt_name)
+        return check_widgets(cls, ckpt_name=ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
@@ -141,7 +141,7 @@ class LoadVQ(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, vq_name: str) -> bool | str:
-        return check_choices(cls, vq_name=vq_name)
+        return check_widgets(cls, vq_name=vq_name)
 
     @classmethod
     def execute(cls, vq_name: str) -> io.NodeOutput:
@@ -204,7 +204,7 @@ class LoadTextEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, encoder_name: str) -> bool | str:
-        return check_choices(cls, encoder_name=encoder_name)
+        return check_widgets(cls, encoder_name=encoder_name)
 
     @classmethod
     def execute(cls, encoder_name: str) -> io.NodeOutput:

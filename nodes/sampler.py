@@ -9,9 +9,9 @@ from . import comfy_adapter as adapter
 from .common import (
     candidates_input,
     cfg_input,
-    check_choices,
     check_condition,
     check_vq_fits,
+    check_widgets,
     core_errors,
     generator,
     model_input,
@@ -71,8 +71,10 @@ class Sampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, cfg_schedule: str) -> bool | str:
-        return check_choices(cls, cfg_schedule=cfg_schedule)
+    def validate_inputs(
+        cls, cfg_schedule: str, cfg: float | None, temperature: float | None, top_p: float | None
+    ) -> bool | str:
+        return check_widgets(cls, cfg_schedule=cfg_schedule, cfg=cfg, temperature=temperature, top_p=top_p)
 
     @classmethod
     def execute(
