@@ -76,11 +76,31 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
+def _threads(text: str) -> int:
+    """--threads: a whole number of threads, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true")
+    # every command takes --threads, after its name as users write it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        help="torch CPU threads (default: torch's own, usually one per core); on a busy machine fewer threads "
+        "can be much faster: keep threads x processes <= cores",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="prompt or class id -> PNG")
+    g = sub.add_parser("generate", help="prompt or class id -> PNG", parents=[common])
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
     draws = {kind: s["candidates"] for kind, s in BUILTIN_SAMPLING.items()}
@@ -91,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"draws per image, the likeliest under the prompt kept (default 1; built-in t2i {draws['t2i']}, "
         f"c2i {draws['c2i']})",
     )
-    i = sub.add_parser("inpaint", help="repaint the masked part of an image")
+    i = sub.add_parser("inpaint", help="repaint the masked part of an image", parents=[common])
     _sampling_args(i)
     i.add_argument("--image", required=True)
     i.add_argument("--mask", required=True, help="white (or transparent) = repaint")
@@ -106,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PARTICLES}, built-in t2i {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']})",
     )
     i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best fill of all rounds is kept")
-    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
+    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config", parents=[common])
     c.add_argument("src")
     c.add_argument("dst")
     c.add_argument("--n-head", type=int, default=None)
     c.add_argument("--grid", type=int, default=None)
-    n = sub.add_parser("info", help="what a checkpoint file is")
+    n = sub.add_parser("info", help="what a checkpoint file is", parents=[common])
     n.add_argument("path")
     return ap
 
@@ -236,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     try:
         if a.command == "generate":
             cmd_generate(a)

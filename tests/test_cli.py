@@ -170,3 +170,24 @@ def test_sampling_defaults_follow_the_model():
     assert (llamagen["cfg_scale"], llamagen["top_k"], llamagen["temperature"]) == (4.0, 0, 1.0)  # LlamaGen's own
     given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0, "temperature": 1.0}), "t2i")
     assert (given["cfg_scale"], given["top_k"], given["temperature"]) == (1.0, 0, 1.0)  # flags win, 0 included
+
+
+@pytest.fixture
+def torch_threads():
+    """torch's thread count, put back after the test (main sets it for the whole process)."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def test_threads_is_an_explicit_setting_and_the_default_leaves_torchs(torch_threads, capsys):
+    vq = str(PARITY / "vq.pt")
+    torch.set_num_threads(2)
+    assert main(["info", vq]) == 0
+    assert torch.get_num_threads() == 2  # no --threads: torch's own setting stays
+    assert main(["info", "--threads", "1", vq]) == 0
+    assert torch.get_num_threads() == 1
+    for bad in ("0", "-2", "1.5", "many"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["info", "--threads", bad, vq])
+        assert exit_.value.code == 2 and "--threads" in capsys.readouterr().err
