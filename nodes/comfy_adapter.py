@@ -73,6 +73,11 @@ def checkpoint_files(folder: str) -> list[str]:
     return out
 
 
+def folder_paths_of(folder: str) -> list[str]:
+    """The directories registered under a model folder name (none if it is not registered)."""
+    return list(folder_paths.get_folder_paths(folder)) if folder in folder_paths.folder_names_and_paths else []
+
+
 def checkpoint_path(folder: str, name: str) -> Path:
     """Full path of a file chosen in a combo (FileNotFoundError naming the folder if it is gone)."""
     return Path(folder_paths.get_full_path_or_raise(folder, name))

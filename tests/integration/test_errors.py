@@ -68,9 +68,29 @@ def test_unknown_combo_value(gptimg_server: ComfyClient) -> None:
     assert "cubic" in msg and "linear" in msg
 
 
-def test_missing_checkpoint_file(gptimg_server: ComfyClient) -> None:
-    msg = refused(gptimg_server, graphs.t2i(ckpt="no_such_model.safetensors"), "1", "ckpt_name")
-    assert "no_such_model.safetensors" in msg
+def test_missing_checkpoint_file(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    """A shared workflow naming a LlamaGen file this ComfyUI lacks says where the file belongs."""
+    msg = refused(gptimg_server, graphs.t2i(ckpt="c2i_L_384.pt"), "1", "ckpt_name")
+    assert msg.startswith("Load GPT Image Model: ckpt_name: 'c2i_L_384.pt' is not here"), msg
+    assert "ComfyUI/models/gptimg/" in msg and str(model_dirs["gptimg"]) in msg, msg
+    assert "refresh" in msg and "wrong_kind_vq.safetensors" in msg, msg  # and what is there
+
+
+def test_missing_vq_file(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    g = graphs.t2i()
+    g["2"]["inputs"]["vq_name"] = "vq_ds16_c2i.pt"
+    msg = refused(gptimg_server, g, "2", "vq_name")
+    assert msg.startswith("Load VQ Tokenizer: vq_name: 'vq_ds16_c2i.pt' is not here"), msg
+    assert "ComfyUI/models/gptimg_vq/" in msg and str(model_dirs["gptimg_vq"]) in msg, msg
+
+
+def test_missing_text_encoder_folder(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    g = graphs.t2i()
+    g["3"]["inputs"]["encoder_name"] = "flan-t5-xl"
+    msg = refused(gptimg_server, g, "3", "encoder_name")
+    assert msg.startswith("Load Text Encoder: encoder_name: 'flan-t5-xl' is not here"), msg
+    assert "ComfyUI/models/text_encoders/" in msg and str(model_dirs["text_encoders"]) in msg, msg
+    assert "T5 model folder" in msg, msg
 
 
 def test_unknown_mask_mode(gptimg_server: ComfyClient) -> None:
