@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..gptimg_core import to_uint8
 from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
-from .types import COND, MODEL, TOKENS, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
+from .types import COND, MODEL, TOKENS, VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 _T2I, _C2I = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]  # for the tooltips
 _INPAINT = BUILTIN_INPAINT_SAMPLING["t2i"]
@@ -183,6 +183,14 @@ def negative_input() -> io.Input:
         optional=True,
         tooltip="Optional: the condition guidance steers away from (replaces the positive's own negative prompt; "
         "default: the model's null condition).",
+    )
+
+
+def preview_vq_input() -> io.Input:
+    return io.Custom(VQ).Input(
+        "vq",
+        optional=True,
+        tooltip="Optional: the VQ tokenizer, for live previews while sampling (the last one is the finished image).",
     )
 
 

@@ -19,12 +19,14 @@ from .common import (
     check_condition,
     check_mask,
     check_tokens_fit,
+    check_vq_fits,
     check_widgets,
     core_errors,
     generator,
     model_input,
     negative_input,
     positive_input,
+    preview_vq_input,
     seed_input,
     temperature_input,
     tokens_input,
@@ -32,7 +34,7 @@ from .common import (
     top_k_input,
     top_p_input,
 )
-from .types import GPTImgCond, GPTImgModel, GPTImgTokens, condition_kwargs
+from .types import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ, condition_kwargs
 
 
 def _sample(
@@ -43,15 +45,19 @@ def _sample(
     batch: int,
     edit: Callable[..., Tensor],
     *args: Any,
+    vq: GPTImgVQ | None = None,
     **kwargs: Any,
 ) -> Tensor:
-    """Check the conditions, load the model, run edit(gpt, *args, **condition, **kwargs) with progress -> codes."""
+    """Check the conditions, load the model, run edit(gpt, *args, **condition, **kwargs) with progress (live
+    previews if a VQ is given) -> codes."""
     check_condition(node.NAME, "positive", model, positive)
     if negative is not None:
         check_condition(node.NAME, "negative", model, negative)
-    adapter.ready(model.managed)
+    if vq is not None:
+        check_vq_fits(node.NAME, "vq", model, vq)
+    adapter.ready(model.managed, *([vq.managed] if vq is not None else []))
     g = model.cfg.grid
-    with adapter.SamplingProgress(node.hidden.unique_id, model.cfg.block_size, (g, g)) as progress:
+    with adapter.SamplingProgress(node.hidden.unique_id, model.cfg.block_size, (g, g), vq) as progress:
         with core_errors(node.NAME, "sampling settings"):
             cond = condition_kwargs(positive, negative, batch)
             return edit(model.gpt, *args, **cond, **kwargs, callback=progress).cpu()
@@ -118,6 +124,7 @@ class TokenInpaint(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Where to repaint (1 = repaint), the size of the tokens' image."),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 *sampling_inputs(inpainting=True),
                 *mask_modes(),
                 io.Int.Input(
@@ -167,6 +174,7 @@ class TokenInpaint(io.ComfyNode):
         candidates: int,
         passes: int,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h, w = tokens.grid
@@ -182,7 +190,7 @@ class TokenInpaint(io.ComfyNode):
         settings = sampling(seed, cfg, temperature, top_k, top_p)
         codes = _sample(
             cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep,
-            candidates=candidates, passes=passes, **settings,
+            candidates=candidates, passes=passes, vq=vq, **settings,
         )  # fmt: skip
         shown = {**ui.PreviewMask(m[:1], cls=cls).as_dict(), "gptimg_grid": [grid_info(m[0], ds)]}
         return io.NodeOutput(tokens.with_codes(codes), ui=shown)
@@ -218,6 +226,7 @@ class Outpaint(io.ComfyNode):
                 tokens_input("Tokens to place (a grid no larger than the model's)."),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "top", default=0, min=-64, max=64, tooltip="Row (in tokens) of the placed grid's top edge."
                 ),
@@ -248,6 +257,7 @@ class Outpaint(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens, exact_grid=False)
         g, (h, w) = model.cfg.grid, tokens.grid
@@ -260,7 +270,7 @@ class Outpaint(io.ComfyNode):
             )
         settings = sampling(seed, cfg, temperature, top_k, top_p)
         codes = _sample(
-            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, top=top, left=left, **settings
+            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, top=top, left=left, vq=vq, **settings
         )
         return io.NodeOutput(tokens.with_codes(codes))
 
@@ -280,6 +290,7 @@ class Variations(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "keep_rows", default=2, min=0, max=64, tooltip="Token rows kept from the top of the image."
                 ),
@@ -308,6 +319,7 @@ class Variations(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h = tokens.grid[0]
@@ -316,7 +328,7 @@ class Variations(io.ComfyNode):
         codes = tokens.codes.repeat_interleave(batch_size, 0)  # (B * n, h, w)
         keep = variation_keep(tuple(codes.shape), keep_rows)
         settings = sampling(seed, cfg, temperature, top_k, top_p)
-        out = _sample(cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, **settings)
+        out = _sample(cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, vq=vq, **settings)
         return io.NodeOutput(tokens.with_codes(out))
 
 
@@ -335,6 +347,7 @@ class Img2Img(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Float.Input(
                     "strength",
                     default=0.5,
@@ -368,9 +381,10 @@ class Img2Img(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         settings = sampling(seed, cfg, temperature, top_k, top_p)
         keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=settings["generator"])
-        out = _sample(cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, **settings)
+        out = _sample(cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, vq=vq, **settings)
         return io.NodeOutput(tokens.with_codes(out))

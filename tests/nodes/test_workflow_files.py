@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -103,6 +104,31 @@ def test_the_expected_files_and_nothing_else():
     for name in NAMES:
         with Image.open(WORKFLOWS / f"{name}.jpg") as thumb:
             assert thumb.format == "JPEG" and min(thumb.size) >= 64
+
+
+def test_llamagen_thumbnails_are_placeholders_not_pictures_of_shapes():
+    """The LlamaGen graphs cannot run without the official files: their thumbnails are cards saying so (text on
+    a flat background, not copies of a built-in graph's picture)."""
+    thumbs = {name: (WORKFLOWS / f"{name}.jpg").read_bytes() for name in NAMES}
+    for name in ("llamagen_t2i", "llamagen_c2i"):
+        assert all(thumbs[name] != thumbs[other] for other in NAMES if other != name), f"{name}.jpg is a copy"
+        with Image.open(WORKFLOWS / f"{name}.jpg") as thumb:
+            pixels = np.asarray(thumb.convert("RGB"), dtype=int).reshape(-1, 3)
+        background = np.median(pixels, axis=0)
+        flat = (np.abs(pixels - background).max(1) <= 12).mean()
+        assert background.max() < 64 and flat > 0.75, f"{name}.jpg: not mostly a dark flat card ({flat:.2f})"
+
+
+def test_llamagen_loaders_name_their_missing_files_and_folders():
+    """ComfyUI's front end lists node properties.models that are missing when the workflow opens, with the folder
+    under models/ each belongs in: each file a LlamaGen loader's widget names, in the folder the loader reads."""
+    folders = {"GPTImgLoadModel": "gptimg", "GPTImgLoadVQ": "gptimg_vq"}
+    for name in ("llamagen_t2i", "llamagen_c2i"):
+        for node in load_ui(name)["nodes"]:
+            if node["type"] in folders:
+                (model,) = node["properties"]["models"]
+                assert model["name"] == node["widgets_values"][0] and model["directory"] == folders[node["type"]]
+                assert model["url"].startswith("https://huggingface.co/") and model["url"].endswith(model["name"])
 
 
 @pytest.mark.parametrize("name", NAMES)
