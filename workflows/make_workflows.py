@@ -1,8 +1,8 @@
 """Writes the example workflows (UI format workflows/<name>.json, API format workflows/api/<name>_api.json) from
 the graphs below and the registered node schemas, and their thumbnails (workflows/<name>.jpg) by running each
 graph headless on the built-in model. LlamaGen graphs need the official files, which are never shipped: their
-thumbnails are placeholder cards saying so (drawn here), and their loader nodes list the files in
-`properties.models` (ComfyUI's front end names each missing one and its folder when the workflow opens).
+thumbnails are placeholder cards saying so (drawn here). Their loader nodes carry no `properties.models`: the
+front end's missing-models dialog would fetch each file's size from its URL, and the pack reaches out to nothing.
 
     OMP_NUM_THREADS=1 python -m workflows.make_workflows          # from the repo root; needs the test ComfyUI
 
@@ -52,11 +52,10 @@ class N:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """An official file a node's widget names, for the front end's missing-models dialog."""
+    """An official file a LlamaGen graph needs, for its placeholder thumbnail."""
 
     name: str
     directory: str  # the folder under ComfyUI/models/
-    url: str
 
 
 @dataclass
@@ -64,11 +63,7 @@ class Graph:
     nodes: list[N]
     note: str
     placeholder: str | None = None  # a title: the thumbnail is a card saying the graph needs LlamaGen files
-    models: dict[int, list[ModelFile]] = field(default_factory=dict)  # node id -> the files its widgets name
-
-
-LLAMAGEN_C2I_HF = "https://huggingface.co/FoundationVision/LlamaGen/resolve/main"
-LLAMAGEN_T2I_HF = "https://huggingface.co/peizesun/llamagen_t2i/resolve/main"
+    files: list[ModelFile] = field(default_factory=list)  # the official files it needs (on the placeholder)
 
 
 T2I_PROMPT = "a large red circle on a blue background"
@@ -255,10 +250,7 @@ GRAPHS: dict[str, Graph] = {
         "(config.json, tokenizer, weights) in models/text_encoders/, then refresh (R). 256x256 images; LlamaGen's "
         "defaults: cfg 7.5, top_k 1000.",
         placeholder="LlamaGen text to image",
-        models={
-            1: [ModelFile("t2i_XL_stage1_256.pt", "gptimg", f"{LLAMAGEN_T2I_HF}/t2i_XL_stage1_256.pt")],
-            3: [ModelFile("vq_ds16_t2i.pt", "gptimg_vq", f"{LLAMAGEN_T2I_HF}/vq_ds16_t2i.pt")],
-        },
+        files=[ModelFile("t2i_XL_stage1_256.pt", "gptimg"), ModelFile("vq_ds16_t2i.pt", "gptimg_vq")],
     ),
     "llamagen_c2i": Graph(
         [
@@ -278,10 +270,7 @@ GRAPHS: dict[str, Graph] = {
         "ImageNet name ('golden retriever') or id (207). 384x384 images (24x24 tokens); LlamaGen's defaults: "
         "cfg 4.0, top_k 2000.",
         placeholder="LlamaGen class to image",
-        models={
-            1: [ModelFile("c2i_L_384.pt", "gptimg", f"{LLAMAGEN_C2I_HF}/c2i_L_384.pt")],
-            3: [ModelFile("vq_ds16_c2i.pt", "gptimg_vq", f"{LLAMAGEN_C2I_HF}/vq_ds16_c2i.pt")],
-        },
+        files=[ModelFile("c2i_L_384.pt", "gptimg"), ModelFile("vq_ds16_c2i.pt", "gptimg_vq")],
     ),
 }
 
@@ -401,10 +390,7 @@ def build(comfy: Any, name: str, graph: Graph) -> tuple[dict, dict]:
             "mode": 0,
             "inputs": inputs,
             "outputs": outputs,
-            "properties": {
-                "Node name for S&R": n.type,
-                **({"models": [vars(m) for m in graph.models[n.id]]} if n.id in graph.models else {}),
-            },
+            "properties": {"Node name for S&R": n.type},
             "widgets_values": widgets_values(info, n.inputs),
         }
         if n.title:
@@ -478,7 +464,7 @@ def thumbnail(comfy: Any, server: Any, name: str, graph: Graph, api: dict) -> Im
     """Run the graph headless on the built-in model; tile what its PreviewImage and SaveImage nodes show (or a
     placeholder card for a graph that needs LlamaGen's files)."""
     if graph.placeholder is not None:
-        return placeholder_card(graph.placeholder, [f for files in graph.models.values() for f in files])
+        return placeholder_card(graph.placeholder, graph.files)
     prompt = json.loads(json.dumps(api))
     history = comfy.run_prompt(prompt, server)
     if not history["success"]:
