@@ -230,13 +230,14 @@ class PreviewScheduler:
     """Decides, at each sampled token, whether to show a preview and of which kind.
 
     A preview is due each time `every_rows` more token rows are complete (none after the last token:
-    the image is decoded next anyway). Kinds, best first: "decode" (a real VQ decode) and "palette"
+    the caller shows the finished image then, outside this budget). Kinds, best first: "decode" (a real VQ decode) and "palette"
     (the cheap map). A kind runs only if the preview time spent so far plus its expected cost stays
     within `budget` times the sampling time so far (decodes within `decode_share` of that, so cheap
     previews keep some room); then the total stays within budget as long as no preview costs more
     than expected. Expected costs start from the caller's estimates, counted `unmeasured` times over,
-    and then follow the measured ones (never below the latest), counted `safety` times over.
-    Wrap each preview in `measure(kind)`.
+    and then follow the measured ones (never below the latest), counted `safety` times over; a
+    preview that took longer than that is counted in `overruns` (on a machine that got busier). Wrap
+    each preview in `measure(kind)`.
     """
 
     def __init__(
@@ -263,7 +264,7 @@ class PreviewScheduler:
         self.factor = dict.fromkeys(estimates, unmeasured)
         self.safety = safety
         self.count = dict.fromkeys(estimates, 0)
-        self.skipped = 0
+        self.skipped = self.overruns = 0
         self.spent = 0.0  # seconds inside measure()
         self.clock = clock
         self.start = clock()
@@ -295,6 +296,7 @@ class PreviewScheduler:
         finally:
             dt = self.clock() - t0
             self.spent += dt
+            self.overruns += dt > self.factor[kind] * self.cost[kind]
             self.count[kind] = self.count.get(kind, 0) + 1
             self.cost[kind] = max(dt, 0.5 * self.cost[kind] + 0.5 * dt) if self.count[kind] > 1 else dt
             self.factor[kind] = self.safety
@@ -307,6 +309,7 @@ class PreviewScheduler:
             "sampling_s": sampling,
             "ratio": self.spent / sampling if sampling > 0 else 0.0,
             "skipped": self.skipped,
+            "overruns": self.overruns,
             **{f"{k}_previews": v for k, v in self.count.items()},
         }
 
