@@ -72,18 +72,40 @@ def _recommended_help() -> str:
     return "Settings left unset are the model's recommendation (" + "; ".join(lines) + ")."
 
 
+def _threads(text: str) -> int:
+    """--threads: a whole number of threads, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__, epilog=_recommended_help())
     ap.add_argument("-v", "--verbose", action="store_true")
+    # every command takes --threads, after its name as users write it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        help="torch CPU threads (default: torch's own, usually one per core); on a busy machine fewer threads "
+        "can be much faster: keep threads x processes <= cores",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="prompt or class id -> PNG", epilog=_recommended_help())
+    g = sub.add_parser("generate", help="prompt or class id -> PNG", parents=[common], epilog=_recommended_help())
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
     g.add_argument(
         "--best-of", "--candidates", dest="best_of", type=int, default=None,
         help="draws per image, the likeliest under the prompt kept (1 = one draw)",
     )  # fmt: skip
-    i = sub.add_parser("inpaint", help="repaint the masked part of an image", epilog=_recommended_help())
+    i = sub.add_parser(
+        "inpaint", help="repaint the masked part of an image", parents=[common], epilog=_recommended_help()
+    )
     _sampling_args(i)
     i.add_argument("--image", required=True)
     i.add_argument("--mask", required=True, help="white (or transparent) = repaint")
@@ -95,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fills run side by side per pass, weighed by the kept tokens after them",
     )  # fmt: skip
     i.add_argument("--passes", type=int, default=1, help="rounds of particles; the best fill of all rounds is kept")
-    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
+    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config", parents=[common])
     c.add_argument("src")
     c.add_argument("dst")
     c.add_argument("--n-head", type=int, default=None)
     c.add_argument("--grid", type=int, default=None)
-    n = sub.add_parser("info", help="what a checkpoint file is")
+    n = sub.add_parser("info", help="what a checkpoint file is", parents=[common])
     n.add_argument("path")
     return ap
 
@@ -213,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     try:
         if a.command == "generate":
             cmd_generate(a)

@@ -73,6 +73,11 @@ def checkpoint_files(folder: str) -> list[str]:
     return out
 
 
+def folder_paths_of(folder: str) -> list[str]:
+    """The directories registered under a model folder name (none if it is not registered)."""
+    return list(folder_paths.get_folder_paths(folder)) if folder in folder_paths.folder_names_and_paths else []
+
+
 def checkpoint_path(folder: str, name: str) -> Path:
     """Full path of a file chosen in a combo (FileNotFoundError naming the folder if it is gone)."""
     return Path(folder_paths.get_full_path_or_raise(folder, name))
@@ -182,7 +187,8 @@ class SamplingProgress:
 
     At every token: raise InterruptProcessingException if the user interrupted (ComfyUI's check).
     Progress bar: at most every BAR_INTERVAL_S, with a live preview when a VQ is given (palette map
-    or real decode, as the PreviewScheduler allows within 10% of the sampling time). Websocket
+    or real decode, as the PreviewScheduler allows within 10% of the sampling time); at the last token
+    (the tokens the node returns) always the finished image, decoded, whatever the budget. Websocket
     event STATS_EVENT {node, done, total, tokens_per_s, eta_s, finished, settings}: every STATS_INTERVAL_S and
     at the end. Use as a context manager so the final event is sent however sampling ends.
     """
@@ -205,7 +211,10 @@ class SamplingProgress:
             self._start_previews(tokens.shape[0])
         now = time.perf_counter()
         kind = self.scheduler.due(step) if self.scheduler is not None else None
-        if kind is not None:
+        if step >= total and self.vq is not None:  # the finished image, so the last preview is never stale
+            self.bar.update_absolute(step, total, ("JPEG", self._render("final", tokens), args.preview_size))
+            self.last_bar = now
+        elif kind is not None:
             with self.scheduler.measure(kind):
                 self.bar.update_absolute(step, total, ("JPEG", self._render(kind, tokens), args.preview_size))
             self.last_bar = now
@@ -227,8 +236,9 @@ class SamplingProgress:
         self.scheduler = PreviewScheduler(self.total, w, estimates, every_rows=every_rows_for(h))
 
     def _render(self, kind: str, tokens: Tensor) -> Image.Image:
+        """A tiled preview of the first MAX_TILED images: "decode" or "final" (a real VQ decode), or "palette"."""
         shown = tokens[:MAX_TILED]
-        if kind == "decode":
+        if kind in ("decode", "final"):
             images = render_decoded(self.vq.vq, self.vq.preview, shown, self.grid, self.cell)
         else:
             images = render_palette(self.vq.preview, shown, self.grid, self.cell)

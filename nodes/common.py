@@ -3,6 +3,7 @@ and input, and the model/condition/token sockets."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,7 +12,7 @@ from comfy_api.latest import io
 from torch import Tensor
 
 from ..gptimg_core import to_uint8
-from .types import COND, MODEL, TOKENS, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
+from .types import COND, MODEL, TOKENS, VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
 
@@ -34,17 +35,40 @@ def core_errors(node: str, name: str) -> Iterator[None]:
         raise NodeInputError(node, name, str(e)) from e
 
 
-def check_choices(node: type[io.ComfyNode], **values: str) -> bool | str:
-    """validate_inputs answer for dropdowns: ComfyUI 0.3.75 does not check a V3 node's combo values itself,
-    so a bad value would otherwise reach the core. True, or '<node>: <input>: ...' (an HTTP 400 at queue time)."""
+def check_widgets(node: type[io.ComfyNode], floors: dict[str, float] | None = None, **values: object) -> bool | str:
+    """validate_inputs answer for widgets: True, or '<node>: <input>: ...' (an HTTP 400 at queue time).
+
+    ComfyUI 0.3.75 does not check a V3 node's combo values itself, lets NaN through every min/max check, and
+    skips its own min/max for inputs named in validate_inputs: so dropdowns must be one of the choices, and
+    numbers finite and within the widget's min..max. `floors`: widgets whose minimum, -1, stands for the
+    model's recommended value, and their real minimum above it. None (a widget fed by a link) is checked
+    when it runs."""
     schema = node.define_schema()
-    options = {i.id: list(i.options) for i in schema.inputs if isinstance(i, io.Combo.Input)}
+    inputs = {i.id: i for i in schema.inputs}
     for name, value in values.items():
-        allowed = options[name]
-        if value not in allowed:
-            shown = ", ".join(repr(o) for o in allowed[:12]) + (", …" if len(allowed) > 12 else "")
+        widget = inputs[name]
+        if value is None:
+            continue
+        if isinstance(widget, io.Combo.Input):
+            allowed = list(widget.options)
+            if value not in allowed:
+                shown = ", ".join(repr(o) for o in allowed[:12]) + (", …" if len(allowed) > 12 else "")
+                return f"{schema.display_name}: {name}: {value!r} is not one of the choices ({shown}); pick one from the list"
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{schema.display_name}: {name}: expected a number, got {type(value).__name__} {value!r}"
+        if not math.isfinite(value):
+            return f"{schema.display_name}: {name}: must be a finite number, got {value!r}"
+        low, high = getattr(widget, "min", None), getattr(widget, "max", None)
+        auto = floors is not None and name in floors and value == low
+        if auto:
+            continue
+        if floors is not None and name in floors:
+            low = floors[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            extra = f", or {widget.min} for the model's recommended value" if floors and name in floors else ""
             return (
-                f"{schema.display_name}: {name}: {value!r} is not one of the choices ({shown}); pick one from the list"
+                f"{schema.display_name}: {name}: {value!r} is outside {low}..{high}; use a value in that range{extra}"
             )
     return True
 
@@ -166,6 +190,14 @@ def negative_input() -> io.Input:
         optional=True,
         tooltip="Optional: the condition guidance steers away from (replaces the positive's own negative prompt; "
         "default: the model's null condition).",
+    )
+
+
+def preview_vq_input() -> io.Input:
+    return io.Custom(VQ).Input(
+        "vq",
+        optional=True,
+        tooltip="Optional: the VQ tokenizer, for live previews while sampling (the last one is the finished image).",
     )
 
 

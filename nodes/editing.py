@@ -10,18 +10,19 @@ from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pix
 from . import sampling_part
 from .common import (
     NodeInputError,
-    check_choices,
     check_mask,
     check_tokens_fit,
+    check_widgets,
     core_errors,
     model_input,
     negative_input,
     positive_input,
+    preview_vq_input,
     tokens_input,
     tokens_output,
 )
-from .sampling_part import Chosen, auto_count, decoding_inputs, particles_input, sampling_inputs
-from .types import GPTImgCond, GPTImgModel, GPTImgTokens
+from .sampling_part import FLOORS, Chosen, auto_count, decoding_inputs, particles_input, sampling_inputs
+from .types import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
 def mask_modes() -> list[io.Input]:
@@ -76,6 +77,7 @@ class TokenInpaint(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Where to repaint (1 = repaint), the size of the tokens' image."),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 *sampling_inputs(),
                 *mask_modes(),
                 particles_input(),
@@ -94,8 +96,22 @@ class TokenInpaint(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, mask_mode: str, decoding: str = "ar") -> bool | str:
-        return check_choices(cls, mask_mode=mask_mode, decoding=decoding)
+    def validate_inputs(
+        cls,
+        mask_mode: str,
+        threshold: float | None,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        candidates: int | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, mask_mode=mask_mode, threshold=threshold, cfg=cfg, temperature=temperature, top_k=top_k,
+            top_p=top_p, candidates=candidates, decoding=decoding, window=window,
+        )  # fmt: skip
 
     @classmethod
     def execute(
@@ -115,6 +131,7 @@ class TokenInpaint(io.ComfyNode):
         candidates: int,
         passes: int,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
         decoding: str = "ar",
         window: int = 16,
     ) -> io.NodeOutput:
@@ -131,7 +148,7 @@ class TokenInpaint(io.ComfyNode):
         keep = ~redo.expand(tokens.batch, h, w)
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         codes = sampling_part.run(
-            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, task="edit",
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, vq=vq, task="edit",
             particles=auto_count(candidates), passes=passes, **chosen,
         )  # fmt: skip
         shown = {**ui.PreviewMask(m[:1], cls=cls).as_dict(), "gptimg_grid": [grid_info(m[0], ds)]}
@@ -168,6 +185,7 @@ class Outpaint(io.ComfyNode):
                 tokens_input("Tokens to place (a grid no larger than the model's)."),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "top", default=0, min=-64, max=64, tooltip="Row (in tokens) of the placed grid's top edge."
                 ),
@@ -179,6 +197,20 @@ class Outpaint(io.ComfyNode):
             ],
             outputs=[tokens_output("A full grid: the placed tokens unchanged, the rest generated.")],
             hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -195,6 +227,7 @@ class Outpaint(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
         decoding: str = "ar",
         window: int = 16,
     ) -> io.NodeOutput:
@@ -209,7 +242,7 @@ class Outpaint(io.ComfyNode):
             )
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         codes = sampling_part.run(
-            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, task="edit", top=top, left=left,
+            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, vq=vq, task="edit", top=top, left=left,
             **chosen,
         )  # fmt: skip
         return io.NodeOutput(tokens.with_codes(codes))
@@ -230,6 +263,7 @@ class Variations(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "keep_rows", default=2, min=0, max=64, tooltip="Token rows kept from the top of the image."
                 ),
@@ -239,6 +273,20 @@ class Variations(io.ComfyNode):
             ],
             outputs=[tokens_output("batch_size variations of each input image (in input order).")],
             hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -255,6 +303,7 @@ class Variations(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
         decoding: str = "ar",
         window: int = 16,
     ) -> io.NodeOutput:
@@ -266,7 +315,7 @@ class Variations(io.ComfyNode):
         keep = variation_keep(tuple(codes.shape), keep_rows)
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         out = sampling_part.run(
-            cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, task="edit", **chosen
+            cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, vq=vq, task="edit", **chosen
         )
         return io.NodeOutput(tokens.with_codes(out))
 
@@ -286,6 +335,7 @@ class Img2Img(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Float.Input(
                     "strength",
                     default=0.5,
@@ -302,6 +352,29 @@ class Img2Img(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(
+        cls,
+        strength: float | None,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls,
+            FLOORS,
+            strength=strength,
+            cfg=cfg,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            decoding=decoding,
+            window=window,
+        )
+
+    @classmethod
     def execute(
         cls,
         model: GPTImgModel,
@@ -314,6 +387,7 @@ class Img2Img(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
         decoding: str = "ar",
         window: int = 16,
     ) -> io.NodeOutput:
@@ -321,6 +395,6 @@ class Img2Img(io.ComfyNode):
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=image_generators(seed, tokens.batch))
         out = sampling_part.run(
-            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, task="edit", **chosen
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, vq=vq, task="edit", **chosen
         )
         return io.NodeOutput(tokens.with_codes(out))

@@ -14,7 +14,7 @@ from ..gptimg_core.checkpoint import DTYPES
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_choices, core_errors
+from .common import NodeInputError, check_widgets, core_errors
 from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
 
 BUILTIN = "builtin"
@@ -28,6 +28,20 @@ def _path(node: str, name: str, value: str, builtin: dict[str, str], folder: str
         raise NodeInputError(
             node, name, f"{str(e).rstrip('.')}; refresh the node list (R) and pick an existing file"
         ) from e
+
+
+def _missing(node: type[io.ComfyNode], name: str, value: str, choices: list[str], folders: list[str], what: str) -> str:
+    """validate_inputs answer for a file or folder not in the list (a shared workflow names one this ComfyUI
+    lacks): where under ComfyUI/models/ it belongs, the folders searched here, and what to do."""
+    where = " or ".join(f"ComfyUI/models/{f}/" for f in folders)
+    searched = [p for f in folders for p in adapter.folder_paths_of(f)]
+    found = [c for c in choices if c != BUILTIN and c not in BUILTIN_GPT]
+    shown = ", ".join(repr(c) for c in found[:8]) + (", …" if len(found) > 8 else "") if found else "none"
+    return (
+        f"{node.NAME}: {name}: {value!r} is not here: put the {what} in {where} (searched: "
+        f"{', '.join(searched) or 'no folder registered'}), then refresh the node list (R) or pick one that is "
+        f"(found: {shown})"
+    )
 
 
 def _stamp(path: Path) -> str:
@@ -89,7 +103,10 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
         # one input per validate_inputs: ComfyUI files the answer under every input it names; dtype is checked below
-        return check_choices(cls, ckpt_name=ckpt_name)
+        choices = [*BUILTIN_GPT, *adapter.checkpoint_files(adapter.GPT_FOLDER)]
+        if ckpt_name not in choices:
+            return _missing(cls, "ckpt_name", ckpt_name, choices, [adapter.GPT_FOLDER], "GPT checkpoint")
+        return check_widgets(cls, ckpt_name=ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
@@ -141,7 +158,10 @@ class LoadVQ(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, vq_name: str) -> bool | str:
-        return check_choices(cls, vq_name=vq_name)
+        choices = [BUILTIN, *adapter.checkpoint_files(adapter.VQ_FOLDER)]
+        if vq_name not in choices:
+            return _missing(cls, "vq_name", vq_name, choices, [adapter.VQ_FOLDER], "VQ tokenizer file")
+        return check_widgets(cls, vq_name=vq_name)
 
     @classmethod
     def execute(cls, vq_name: str) -> io.NodeOutput:
@@ -192,8 +212,8 @@ class LoadTextEncoder(io.ComfyNode):
             raise NodeInputError(
                 cls.NAME,
                 "encoder_name",
-                f"no T5 folder {encoder_name!r} in models/text_encoders or models/gptimg (found {sorted(folders)}); "
-                "put the whole model folder there and refresh the node list (R)",
+                f"no T5 folder {encoder_name!r} in ComfyUI/models/text_encoders/ or ComfyUI/models/gptimg/ (found "
+                f"{sorted(folders)}); put the whole model folder there and refresh the node list (R)",
             )
         return folders[encoder_name]
 
@@ -204,7 +224,12 @@ class LoadTextEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, encoder_name: str) -> bool | str:
-        return check_choices(cls, encoder_name=encoder_name)
+        choices = [BUILTIN, *adapter.text_encoder_folders()]
+        if encoder_name not in choices:
+            folders = [adapter.TEXT_ENCODER_FOLDER, adapter.GPT_FOLDER]
+            what = "whole T5 model folder (config.json, tokenizer, weights)"
+            return _missing(cls, "encoder_name", encoder_name, choices, folders, what)
+        return check_widgets(cls, encoder_name=encoder_name)
 
     @classmethod
     def execute(cls, encoder_name: str) -> io.NodeOutput:

@@ -6,8 +6,8 @@ from comfy_api.latest import io
 
 from ..gptimg_core import generate
 from . import sampling_part
-from .common import check_choices, check_vq_fits, model_input, negative_input, positive_input, tokens_output
-from .sampling_part import Chosen, auto_count, best_of_input, decoding_inputs, seed_input
+from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
+from .sampling_part import FLOORS, Chosen, auto_count, best_of_input, decoding_inputs, seed_input
 from .types import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
@@ -57,8 +57,21 @@ class Sampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, cfg_schedule: str, decoding: str = "ar") -> bool | str:
-        return check_choices(cls, cfg_schedule=cfg_schedule, decoding=decoding)
+    def validate_inputs(
+        cls,
+        cfg_schedule: str,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        candidates: int | None = None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg_schedule=cfg_schedule, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p,
+            candidates=candidates, decoding=decoding, window=window,
+        )  # fmt: skip
 
     @classmethod
     def execute(
@@ -79,8 +92,6 @@ class Sampler(io.ComfyNode):
         decoding: str = "ar",
         window: int = 16,
     ) -> io.NodeOutput:
-        if vq is not None:
-            check_vq_fits(cls.NAME, "vq", model, vq)
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         codes = sampling_part.run(
             cls, model, positive, negative, batch_size, generate, task="sample", vq=vq, cfg_interval=cfg_interval,

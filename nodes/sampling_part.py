@@ -15,10 +15,12 @@ from torch import Tensor
 
 from ..gptimg_core.sampling import DECODINGS
 from . import comfy_adapter as adapter
-from .common import SEED_MAX, check_condition, core_errors
+from .common import SEED_MAX, check_condition, check_vq_fits, core_errors
 from .types import GPTImgCond, GPTImgModel, GPTImgVQ, condition_kwargs
 
 AUTO = -1
+# The real minimum of each widget whose minimum, AUTO, stands for the model's value (for check_widgets).
+FLOORS = {"cfg": 1.0, "temperature": 0.0, "top_k": 0, "top_p": 0.01, "candidates": 1}
 _AUTO_TIP = " -1 = the model's recommended value (the loader node shows it; the run shows what it used)."
 
 
@@ -174,6 +176,8 @@ def run(
     check_condition(node.NAME, "positive", model, positive)
     if negative is not None:
         check_condition(node.NAME, "negative", model, negative)
+    if vq is not None:
+        check_vq_fits(node.NAME, "vq", model, vq)
     adapter.ready(model.managed, *([vq.managed] if vq is not None else []))
     g = model.cfg.grid
     used = _describe(model, task, kwargs)

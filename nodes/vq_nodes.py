@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from torch import Tensor
 
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_choices, core_errors, image_to_pixels, pixels_to_image, tokens_output
+from .common import NodeInputError, check_widgets, core_errors, image_to_pixels, pixels_to_image, tokens_output
 from .types import TOKENS, VQ, GPTImgTokens, GPTImgVQ
 
 
@@ -57,7 +57,7 @@ class VQEncode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fit: str) -> bool | str:
-        return check_choices(cls, fit=fit)
+        return check_widgets(cls, fit=fit)
 
     @classmethod
     def execute(cls, vq: GPTImgVQ, image: Tensor, fit: str) -> io.NodeOutput:

@@ -188,3 +188,24 @@ def test_the_cli_and_the_python_api_give_the_same_images(tmp_path):
     for i in range(2):  # image i of the CLI's batch is the API's batch of one with seed 3 + i
         want = to_uint8(vq.decode(generate(gpt, feats, cond_mask=mask, seed=3 + i)))[0]
         assert np.array_equal(np.asarray(Image.open(tmp_path / f"x-{i}.png").convert("RGB")), want)
+
+
+@pytest.fixture
+def torch_threads():
+    """torch's thread count, put back after the test (main sets it for the whole process)."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def test_threads_is_an_explicit_setting_and_the_default_leaves_torchs(torch_threads, capsys):
+    vq = str(PARITY / "vq.pt")
+    torch.set_num_threads(2)
+    assert main(["info", vq]) == 0
+    assert torch.get_num_threads() == 2  # no --threads: torch's own setting stays
+    assert main(["info", "--threads", "1", vq]) == 0
+    assert torch.get_num_threads() == 1
+    for bad in ("0", "-2", "1.5", "many"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["info", "--threads", bad, vq])
+        assert exit_.value.code == 2 and "--threads" in capsys.readouterr().err
