@@ -19,21 +19,18 @@ from gptimg_core.images import from_uint8, to_uint8
 from gptimg_core.shapes import place, render
 from gptimg_core.shapes.world import ObjectSpec, SceneSpec
 
-# Floors a little below what this sample measures with the shipped weights (fixed seeds, but not
-# bit-identical across CPUs); they catch a broken model or sampler (untrained weights score 0 everywhere).
-# The full evaluation's numbers (every issue target met: 95/90/80/95/90 %) are in MODEL_CARD.md.
-# Measured on the shipped weights with the built-in sampling (the t2i keeps the likeliest of 8 draws; this
-# sample; in brackets the full evaluation, `eval --n 1000`, then the dev sets). The class sample is 96, not
-# 48: at CFG 2, 48 put a c2i at 93% on the dev sets (1,152) at 83% (40 of 48).
+# Floors a little below what this sample scores with the shipped weights (fixed seeds, but not bit-identical
+# across CPUs): they catch a broken model or sampler (untrained weights score 0 everywhere). The sample's scores,
+# beside the full evaluation's, are in MODEL_CARD.md ("The tests' sample"); update them there with the weights.
 FLOORS = {
-    "single: colour+shape+background": 0.86,  # measured 0.96 of 50 (0.965 over 693; 0.973 over 1,481 dev)
-    "single: size (when asked)": 0.83,  # measured 0.967 of 30 (0.953 over 298)
-    "single: position (when asked)": 0.87,  # measured 0.957 of 23 (0.95 over 320)
-    "two objects: both right": 0.5,  # measured 0.714 of 14 (0.847 over 307; 0.855 over 619 dev)
-    "class: colour+shape": 0.85,  # measured 0.958 of 96 (0.964 over 333; 0.96 over 3,456 dev)
-    "inpaint: new object right": 0.75,  # measured 0.938 of 16 (0.905 over 200; 0.918 over 2,112 dev edits)
+    "single: colour+shape+background": 0.86,
+    "single: size (when asked)": 0.83,
+    "single: position (when asked)": 0.87,
+    "two objects: both right": 0.5,
+    "class: colour+shape": 0.85,  # 96 classes: 48 scored far below the dev sets' rate
+    "inpaint: new object right": 0.75,
     "inpaint: tokens outside the mask unchanged": 1.0,
-    # measured 0.958 of 48 (0.98 over 500); a t2i that does not bind colours to shapes scores about 0.5
+    # a t2i that does not bind colours to shapes scores about 0.5
     "two objects: own pairing likelier than swapped colours": 0.85,
 }
 
