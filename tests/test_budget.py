@@ -110,6 +110,7 @@ def test_budget_too_small_for_the_recipe_says_so():
         Budget({"a": StageCost(100, 10_000)}, seconds=60, clock=Clock())
 
 
+@pytest.mark.slow
 def test_recipe_in_a_budget_shrinks_its_steps_and_keeps_to_its_minutes(tmp_path):
     """The pilot and the planned run, from the shipped VQ, eager, at most scale 0.02 (stages 2-4 about 70 s
     on a fast day here, 3.5x that on a slow one). The budget, counted from before the pilot, is the

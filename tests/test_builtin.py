@@ -49,6 +49,7 @@ def test_files_are_small_self_describing_and_consistent():
     assert metrics["recipes"]["t2i"]["steps"] >= 1000  # the shipped model is a real training run
 
 
+@pytest.mark.slow
 def test_main_job_writes_a_png(tmp_path):
     out = tmp_path / "out.png"
     cmd = [
@@ -73,6 +74,7 @@ def models():
     torch.set_grad_enabled(True)
 
 
+@pytest.mark.slow
 def test_prompt_following_on_a_small_sample(models):
     rates = {}
     for tally in (

@@ -70,6 +70,7 @@ def test_flat_codes_need_codes_beyond_the_palette():
         train_vq(small, VQRecipe(steps=1, batch=1, flat_codes=True))
 
 
+@pytest.mark.slow
 def test_a_vq_trained_with_flat_codes_encodes_flat_patches_to_their_colours_code():
     x, _ = text_batch(np.random.default_rng(9), 32, split="any")
     colours = flat_colours(x, 8)
