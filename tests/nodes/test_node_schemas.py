@@ -110,6 +110,11 @@ def test_every_node_has_search_aliases_passed_where_comfyui_takes_them(comfy, mo
     assert all(adapter.SEARCH_ALIASES[n] for n in SPEC)
     # 0.3.75's io.Schema has no such field; later ComfyUIs get the aliases through adapter.schema
     assert adapter.TAKES_SEARCH_ALIASES == ("search_aliases" in comfy.io.Schema.__dataclass_fields__)
+    for node_id in SPEC:
+        schema = comfy.node(node_id).define_schema()
+        assert getattr(schema, "search_aliases", None) == (
+            adapter.SEARCH_ALIASES[node_id] if adapter.TAKES_SEARCH_ALIASES else None
+        ), f"{node_id}: build its schema with comfy_adapter.schema"
 
     @dataclasses.dataclass
     class NewerSchema:
