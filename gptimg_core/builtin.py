@@ -9,8 +9,8 @@ from .settings import Recommended
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 BUILTIN_NAME = "builtin"  # how loaders and nodes name it next to files
-# The built-in GPTs' settings, each picked on the development sets (`eval --dev`), never the evaluation's
-# seed; the sweeps behind every value are in docs/training-notes.md and the model card.
+# The built-in GPTs' settings, each picked on the dev sets (`eval --dev`), never on the evaluation's seeds;
+# the sweeps behind each value are in MODEL_CARD.md (Evaluation) and docs/training-notes.md.
 BUILTIN_RECOMMENDED: dict[str, Recommended] = {
     "t2i": Recommended(
         SamplingOptions(cfg_scale=2.0, temperature=0.7, top_k=20),

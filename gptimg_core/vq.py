@@ -217,12 +217,9 @@ class VQModel(nn.Module):
 
 
 # On CPU a large batch runs slower per image than a few images at a time: once the activations outgrow
-# the caches, every conv and GroupNorm streams them through memory. Measured on 2 EPYC cores, built-in VQ
-# (64x64): decoding 256 images took 14.0 ms per image in one call, 4.2 ms in chunks of 8; encoding
-# 4.0 ms against 1.4 ms in chunks of 8. LlamaGen's VQ-16 layout at 256x256 (random weights): 1.6 s
-# against 1.1 s per image one at a time. Each image's result is the same up to float rounding: oneDNN
-# picks its conv algorithm by batch size. For the built-in VQ (64 scenes, one batch against one at a time)
-# the codes came out equal and 10 of 786,432 decoded 8-bit values differed by 1. GPUs want big batches.
+# the caches, every conv and GroupNorm streams them through memory (timings: MODEL_CARD.md, Speed). Results
+# match a whole batch's up to float rounding (oneDNN picks its conv algorithm by batch size). GPUs want big
+# batches.
 CPU_CHUNK_PIXELS = 8 * 64 * 64
 
 

@@ -16,6 +16,7 @@ import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
+from comfy_api.v0_0_2 import io
 from PIL import Image
 from server import PromptServer
 from torch import Tensor
@@ -40,6 +41,35 @@ CHECKPOINT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".safetensors"})
 STATS_EVENT = "gptimg.sampling_stats"
 BAR_INTERVAL_S = 0.1  # progress bar updates without a preview: at most 10 per second
 STATS_INTERVAL_S = 0.25
+
+
+# ---- node schemas --------------------------------------------------------------------------------
+
+# What users type in the node search for each node (the display name and category are searched anyway).
+SEARCH_ALIASES: dict[str, list[str]] = {
+    "GPTImgLoadModel": ["llamagen", "autoregressive", "gpt image", "load checkpoint", "t2i", "c2i"],
+    "GPTImgLoadVQ": ["vq", "vqgan", "image tokenizer", "llamagen", "load vae"],
+    "GPTImgLoadTextEncoder": ["t5", "flan-t5", "text encoder", "llamagen", "load clip"],
+    "GPTImgEncodePrompt": ["prompt", "text encode", "t5", "clip text encode", "llamagen"],
+    "GPTImgClassLabel": ["class", "imagenet", "label", "c2i", "llamagen"],
+    "GPTImgSampler": ["llamagen", "autoregressive", "ksampler", "generate", "next token", "vq"],
+    "GPTImgVQEncode": ["vq", "tokenize", "vae encode", "image to tokens"],
+    "GPTImgVQDecode": ["vq", "detokenize", "vae decode", "tokens to image"],
+    "GPTImgTokenInpaint": ["inpaint", "fill", "repaint", "mask", "autoregressive", "vq"],
+    "GPTImgOutpaint": ["outpaint", "extend", "expand canvas", "uncrop", "inpaint"],
+    "GPTImgVariations": ["variation", "resample", "reroll", "autoregressive"],
+    "GPTImgImg2Img": ["img2img", "image to image", "denoise", "strength", "autoregressive"],
+    "GPTImgTokenMaskPreview": ["mask preview", "inpaint", "token grid", "vq"],
+}
+# ComfyUI 0.3.75's io.Schema has no search_aliases field (later versions do): pass them only where it exists.
+TAKES_SEARCH_ALIASES = "search_aliases" in getattr(io.Schema, "__dataclass_fields__", {})
+
+
+def schema(node_id: str, **fields) -> io.Schema:
+    """io.Schema of a node, with its SEARCH_ALIASES where this ComfyUI's schema takes them."""
+    if TAKES_SEARCH_ALIASES:
+        fields.setdefault("search_aliases", SEARCH_ALIASES.get(node_id, []))
+    return io.Schema(node_id=node_id, **fields)
 
 
 # ---- folders ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..gptimg_core import TextEncoder
 from ..gptimg_core.labels import resolve_class
@@ -17,7 +17,7 @@ class EncodePrompt(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgEncodePrompt",
             display_name=cls.NAME,
             category="gptimg/conditioning",
@@ -78,7 +78,7 @@ class ClassLabel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgClassLabel",
             display_name=cls.NAME,
             category="gptimg/conditioning",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from torch import Tensor
 
 from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
+from . import comfy_adapter as adapter
 from . import sampling_part
 from .common import (
     NodeInputError,
@@ -65,8 +66,8 @@ class TokenInpaint(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgTokenInpaint",
+        return adapter.schema(
+            "GPTImgTokenInpaint",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Repaints the tokens under a mask; every other token stays exactly as it was. More candidates "
@@ -174,8 +175,8 @@ class Outpaint(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgOutpaint",
+        return adapter.schema(
+            "GPTImgOutpaint",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Places the tokens at (top, left) in the model's grid and generates everything around them; "
@@ -253,8 +254,8 @@ class Variations(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgVariations",
+        return adapter.schema(
+            "GPTImgVariations",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Keeps the first token rows of each image and regenerates the rest, several times.",
@@ -325,8 +326,8 @@ class Img2Img(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgImg2Img",
+        return adapter.schema(
+            "GPTImgImg2Img",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Regenerates a random fraction (strength) of each image's tokens, keeping the others.",

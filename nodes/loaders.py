@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
 from ..gptimg_core.checkpoint import DTYPES
@@ -57,7 +57,7 @@ class LoadModel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadModel",
             display_name=cls.NAME,
             category="gptimg/loaders",
@@ -134,7 +134,7 @@ class LoadVQ(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadVQ",
             display_name=cls.NAME,
             category="gptimg/loaders",
@@ -184,7 +184,7 @@ class LoadTextEncoder(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadTextEncoder",
             display_name=cls.NAME,
             category="gptimg/loaders",

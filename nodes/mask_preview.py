@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from torch import Tensor
 
 from ..gptimg_core import pixel_mask_to_tokens
+from . import comfy_adapter as adapter
 from .common import NodeInputError, check_mask, check_widgets, core_errors
 from .editing import grid_info, mask_modes
 from .types import VQ, GPTImgVQ
@@ -33,7 +34,7 @@ class TokenMaskPreview(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgTokenMaskPreview",
             display_name=cls.NAME,
             category="gptimg/editing",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..gptimg_core import generate
+from . import comfy_adapter as adapter
 from . import sampling_part
 from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
 from .sampling_part import FLOORS, Chosen, auto_count, best_of_input, decoding_inputs, seed_input
@@ -16,8 +17,8 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgSampler",
+        return adapter.schema(
+            "GPTImgSampler",
             display_name=cls.NAME,
             category="gptimg/sampling",
             description="Generates image tokens row by row with the GPT (classifier-free guidance, temperature, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from torch import Tensor
 
 from . import comfy_adapter as adapter
@@ -36,7 +36,7 @@ class VQEncode(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgVQEncode",
             display_name=cls.NAME,
             category="gptimg/vq",
@@ -73,7 +73,7 @@ class VQDecode(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgVQDecode",
             display_name=cls.NAME,
             category="gptimg/vq",

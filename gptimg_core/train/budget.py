@@ -1,8 +1,7 @@
 """Fit the recipe into a wall-clock budget: `python -m gptimg_core.train --minutes 90`.
 
-Fixed step counts cannot promise a finishing time: on the same 2-core machine the recipe as written
-took about 86.5 minutes at one day's step times and 165 at another's (the pilot's estimate, 2026-11-22).
-So a pilot runs the whole pipeline at a small scale first and measures each stage here: the seconds
+Fixed step counts cannot promise a finishing time: on the same 2-core machine the recipe's step times
+vary from day to day by up to twice (docs/training-notes.md, "Time"). So a pilot runs the whole pipeline at a small scale first and measures each stage here: the seconds
 that do not grow with the recipe (evaluations, compiling, saving) and the seconds per step. Each stage
 then starts at the largest scale (at most the run's --scale, 1 by default: the recipe as written) at
 which it and the stages after it fit in what is left of the budget, from the pilot's times multiplied by
@@ -20,9 +19,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-# Plan to end this share of the budget early: the last stage absorbs every misestimate before it (in a
-# 90-minute run on 2026-11-22 the GPTs' steps ran slower than in the pilot, and with 3% of the time left
-# as the only reserve the run ended 39 s late).
+# Plan to end this share of the budget early: the last stage absorbs every misestimate before it, and the
+# pilot's step times can be optimistic (the late run in docs/training-notes.md, "Time").
 RESERVE = 0.03
 SMALLEST = 0.1  # no stage shrinks below this share of the cap: fewer steps would train nothing worth having
 

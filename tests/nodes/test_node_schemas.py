@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -97,6 +100,30 @@ def test_inputs_outputs_and_tooltips(comfy, node_id):
             if name == "seed":
                 assert options["control_after_generate"] is True and options["max"] == 2**64 - 1
     assert all(i["output_tooltips"]), f"{node_id} has an output without tooltip"
+
+
+def test_every_node_has_search_aliases_passed_where_comfyui_takes_them(comfy, monkeypatch):
+    adapter = importlib.import_module(f"{comfy.pack.__name__}.nodes.comfy_adapter")
+    assert set(adapter.SEARCH_ALIASES) == set(SPEC)
+    assert all(adapter.SEARCH_ALIASES[n] for n in SPEC)
+    # 0.3.75's io.Schema has no such field; later ComfyUIs get the aliases through adapter.schema
+    assert adapter.TAKES_SEARCH_ALIASES == ("search_aliases" in comfy.io.Schema.__dataclass_fields__)
+    for node_id in SPEC:
+        schema = comfy.node(node_id).define_schema()
+        assert getattr(schema, "search_aliases", None) == (
+            adapter.SEARCH_ALIASES[node_id] if adapter.TAKES_SEARCH_ALIASES else None
+        ), f"{node_id}: build its schema with comfy_adapter.schema"
+
+    @dataclasses.dataclass
+    class NewerSchema:
+        node_id: str
+        display_name: str = ""
+        search_aliases: list[str] = dataclasses.field(default_factory=list)
+
+    monkeypatch.setattr(adapter, "io", types.SimpleNamespace(Schema=NewerSchema))
+    monkeypatch.setattr(adapter, "TAKES_SEARCH_ALIASES", True)
+    made = adapter.schema("GPTImgTokenInpaint", display_name="Token Inpaint")
+    assert "inpaint" in made.search_aliases and made.display_name == "Token Inpaint"
 
 
 def test_loader_choices_offer_the_builtin_first(comfy):
