@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from .checks import check_callables, check_int
 from .conditioning import Condition, prepare_condition
 from .gpt import GPT
 from .sampling import SamplingOptions, guide, sample
@@ -218,8 +219,8 @@ def generate(
     """
     opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p)
     opts.check("generate")
-    if not isinstance(candidates, int) or candidates < 1:
-        raise ValueError(f"generate: candidates must be an integer >= 1 (1 = one draw per image), got {candidates!r}")
+    check_int("generate", "candidates", candidates, minimum=1, hint=" (1 = one draw per image)")
+    check_callables("generate", generator, callback)
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
     if candidates == 1:
         tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_choice, check_float, check_int
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -23,19 +25,15 @@ class SamplingOptions:
     top_p: float = 1.0
 
     def check(self, where: str) -> None:
-        """Raise a ValueError naming `where` and the bad argument."""
-        if not self.cfg_scale >= 1.0:
-            raise ValueError(f"{where}: cfg_scale must be >= 1.0 (1.0 switches guidance off), got {self.cfg_scale}")
-        if self.cfg_schedule not in ("constant", "linear"):
-            raise ValueError(f"{where}: cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
-        if not isinstance(self.cfg_interval, int) or self.cfg_interval < -1:
-            raise ValueError(f"{where}: cfg_interval must be an integer >= -1, got {self.cfg_interval!r}")
-        if not self.temperature >= 0:
-            raise ValueError(f"{where}: temperature must be >= 0, got {self.temperature}")
-        if not isinstance(self.top_k, int) or not 0 <= self.top_k:
-            raise ValueError(f"{where}: top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {self.top_p}")
+        """Raise a TypeError/ValueError naming `where` and the bad argument (bools, non-finite numbers included)."""
+        check_float(where, "cfg_scale", self.cfg_scale, minimum=1.0, hint=" (1.0 switches guidance off)")
+        check_choice(where, "cfg_schedule", self.cfg_schedule, ("constant", "linear"))
+        check_int(where, "cfg_interval", self.cfg_interval, minimum=-1, hint=" (-1: guide every step)")
+        check_float(where, "temperature", self.temperature, minimum=0.0, hint=" (0 = greedy)")
+        check_int(where, "top_k", self.top_k, minimum=0, hint=" (0 = off)")
+        top_p = check_float(where, "top_p", self.top_p, maximum=1.0, hint=" (1.0 = off)")
+        if not top_p > 0.0:
+            raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {top_p}")
 
     @property
     def uses_cfg(self) -> bool:

@@ -1,0 +1,80 @@
+"""Argument checks shared by every public function, so that generate, inpaint, outpaint, variations and
+img2img refuse the same mistakes with the same words: bools passed as numbers, floats where integers are
+meant, non-finite numbers and tensors. Each raises TypeError (wrong type) or ValueError (bad value)
+naming `where` (the function) and the argument."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+
+def _bounds(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f" >= {minimum}"
+    return f" <= {maximum}" if maximum is not None else ""
+
+
+def check_int(
+    where: str, name: str, value: object, minimum: int | None = None, maximum: int | None = None, hint: str = ""
+) -> int:
+    """An int (not a bool, not a float such as 2.0 or 2.5) within [minimum, maximum] -> that int.
+    `hint` (e.g. " (0 = off)") follows the requirement in the message."""
+    want = f"{where}: {name} must be an integer{_bounds(minimum, maximum)}{hint}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{want}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{want}, got {value}")
+    return value
+
+
+def check_float(
+    where: str, name: str, value: object, minimum: float | None = None, maximum: float | None = None, hint: str = ""
+) -> float:
+    """A finite real number (int or float, not a bool, not a string) within [minimum, maximum] -> float."""
+    want = f"{where}: {name} must be a finite number{_bounds(minimum, maximum)}{hint}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{want}, got {type(value).__name__} {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        value = math.inf
+    if (
+        not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ValueError(f"{want}, got {value}")
+    return value
+
+
+def check_choice(where: str, name: str, value: object, choices: tuple[str, ...]) -> str:
+    """One of the strings in `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{where}: {name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_finite(where: str, name: str, x: Tensor) -> None:
+    """Refuse a floating tensor holding NaN or +-inf, saying how many values are bad."""
+    if x.is_floating_point() and x.numel():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{where}: {name} holds {bad} non-finite values (NaN or inf) of {x.numel()}")
+
+
+def check_callables(where: str, generator: object, callback: object = None) -> None:
+    """generator: None or a torch.Generator; callback: None or callable."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{where}: generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{where}: callback must be callable or None, got {type(callback).__name__}")
+
+
+__all__ = ["check_choice", "check_finite", "check_float", "check_callables", "check_int"]
