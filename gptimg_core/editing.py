@@ -12,6 +12,7 @@ from .checks import check_callables, check_finite, check_float, check_int
 from .conditioning import Condition, prepare_condition
 from .generate import Callback, attention_mask, run_sampler
 from .gpt import GPT
+from .memory import check_memory
 from .particles import particle_fills, pick
 from .sampling import SamplingOptions
 
@@ -150,6 +151,7 @@ def inpaint(
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
     if c.batch != codes.shape[0]:
         raise ValueError(f"{where}: cond has batch {c.batch} but codes has {codes.shape[0]} images")
+    check_memory(gpt, c.batch, candidates, guided=opts.uses_cfg, where=where)
     B, g = codes.shape[0], gpt.cfg.grid
     device = gpt.tok_embeddings.weight.device
     known, kmask = codes.reshape(B, -1).to(device), keep.reshape(B, -1).to(device)

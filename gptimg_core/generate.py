@@ -16,6 +16,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .checks import check_callables, check_int
 from .conditioning import Condition, prepare_condition
 from .gpt import GPT
+from .memory import check_memory
 from .sampling import SamplingOptions, guide, sample
 
 # callback(step, total, tokens_so_far (B, step)); raising from it cancels generation.
@@ -222,6 +223,7 @@ def generate(
     check_int("generate", "candidates", candidates, minimum=1, hint=" (1 = one draw per image)")
     check_callables("generate", generator, callback)
     c = prepare_condition(gpt, cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
+    check_memory(gpt, c.batch, candidates, guided=opts.uses_cfg, where="generate")
     if candidates == 1:
         tokens = run_sampler(gpt, c, opts, generator=generator, callback=callback)
     else:
