@@ -404,9 +404,16 @@ def load_any(path: str | os.PathLike, *, n_head: int | None = None, grid: int | 
 def convert(
     src: str | os.PathLike, dst: str | os.PathLike, *, n_head: int | None = None, grid: int | None = None
 ) -> None:
-    """Rewrite a checkpoint as our safetensors with its config in the metadata (loads without guessing)."""
-    if Path(dst).suffix.lower() != ".safetensors":
+    """Rewrite a checkpoint as our safetensors with its config in the metadata (loads without guessing);
+    a c2i file's class names come along. The output's folder is checked before anything is read."""
+    out = Path(dst)
+    if out.suffix.lower() != ".safetensors":
         raise CheckpointError(f"convert: the output must be a .safetensors file, got {str(dst)!r}")
-    if Path(src).resolve() == Path(dst).resolve():
+    if not out.parent.is_dir():
+        raise CheckpointError(f"convert: the output folder {str(out.parent)!r} does not exist; create it first")
+    if Path(src).resolve() == out.resolve():
         raise CheckpointError("convert: the output path must differ from the input")
-    save_model(load_any(src, n_head=n_head, grid=grid), dst)
+    p = Path(src)
+    sd, meta = read_state_dict(p, "convert")
+    model = model_from_state_dict(p, sd, meta, n_head=n_head, grid=grid, where="convert")
+    save_model(model, dst, {"class_names": meta["class_names"]} if "class_names" in meta else None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 
@@ -34,16 +36,29 @@ def from_uint8(images: np.ndarray | Tensor) -> Tensor:
     return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def _open(path: str, where: str) -> Image.Image:
+    """Image.open, with a file that is not an image or is a decompression bomb (more pixels than
+    PIL.Image.MAX_IMAGE_PIXELS; PIL only warns up to twice that) raised as a ValueError naming it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError(f"{where}: {path!r} is too large to open safely ({e})") from e
+        except UnidentifiedImageError as e:
+            raise ValueError(f"{where}: {path!r} is not an image file PIL can read") from e
+
+
 def load_image(path: str) -> np.ndarray:
     """An image file -> uint8 (H, W, 3) RGB."""
-    with Image.open(path) as im:
+    with _open(path, "load_image") as im:
         return np.asarray(im.convert("RGB"))
 
 
 def load_mask(path: str) -> np.ndarray:
     """A mask image -> float32 (H, W) in [0, 1], 1 = repaint: white pixels of a grey image, or the
     transparent ones of an image with alpha (as ComfyUI's LoadImage reads masks)."""
-    with Image.open(path) as im:
+    with _open(path, "load_mask") as im:
         if "A" in im.getbands():
             return 1.0 - np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
         return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
