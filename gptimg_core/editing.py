@@ -91,7 +91,11 @@ def _check_codes_3d(codes: Tensor, where: str) -> None:
 def _check_shape(shape: object, where: str) -> tuple[int, int, int]:
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 3:
         raise TypeError(f"{where}: shape must be (B, h, w), three ints, got {shape!r}")
-    return tuple(check_int(where, f"shape[{i}]", n, minimum=1 if i else 0) for i, n in enumerate(shape))
+    # sides bounded far past any model's grid: a mistaken (1, 10**6, 10**6) would allocate a terabyte
+    return tuple(
+        check_int(where, f"shape[{i}]", n, minimum=1 if i else 0, maximum=1024 if i else 1 << 16)
+        for i, n in enumerate(shape)
+    )
 
 
 def token_logp(gpt: GPT, cond: Condition, tokens: Tensor) -> Tensor:

@@ -12,6 +12,9 @@ from torch import Tensor
 
 from .checks import check_choice, check_float, check_int
 
+# Guidance past this overflows fp32 logits into inf - inf = NaN (LlamaGen's models are run at 1.5 to 10).
+MAX_CFG = 1000.0
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -26,7 +29,9 @@ class SamplingOptions:
 
     def check(self, where: str) -> None:
         """Raise a TypeError/ValueError naming `where` and the bad argument (bools, non-finite numbers included)."""
-        check_float(where, "cfg_scale", self.cfg_scale, minimum=1.0, hint=" (1.0 switches guidance off)")
+        check_float(
+            where, "cfg_scale", self.cfg_scale, minimum=1.0, maximum=MAX_CFG, hint=" (1.0 switches guidance off)"
+        )
         check_choice(where, "cfg_schedule", self.cfg_schedule, ("constant", "linear"))
         check_int(where, "cfg_interval", self.cfg_interval, minimum=-1, hint=" (-1: guide every step)")
         check_float(where, "temperature", self.temperature, minimum=0.0, hint=" (0 = greedy)")

@@ -274,9 +274,11 @@ def _check_pixels(pixels: Tensor, ds: int, channels: int) -> None:
 
 
 def _check_codes(codes: Tensor, size: int) -> None:
-    if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point():
+    if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point() or codes.dtype == torch.bool:
         got = (tuple(codes.shape), codes.dtype) if isinstance(codes, Tensor) else type(codes).__name__
         raise ValueError(f"VQModel.decode: codes must be an integer tensor (B, h, w), got {got}")
+    if codes.numel() == 0:
+        raise ValueError(f"VQModel.decode: codes is empty (shape {tuple(codes.shape)})")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= size):
         raise ValueError(
             f"VQModel.decode: codes must lie in [0, {size}) for this tokenizer, got [{int(codes.min())}, "

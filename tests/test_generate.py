@@ -154,7 +154,11 @@ def test_callback_reports_progress_and_cancel_leaves_model_usable():
         ("t2i", dict(cond=torch.tensor([1])), r"text-conditional \(t2i\) model, so cond must be caption features"),
         ("t2i", dict(cond=torch.randn(1, 5, 16)), r"expects \(B, 6, 16\); use a text encoder with max_length=6"),
         ("t2i", dict(cond=torch.randn(1, 6, 16), cond_mask=torch.ones(1, 5)), r"cond_mask must be a \(B, T\)"),
-        ("c2i", dict(cond=torch.tensor([1]), cfg_scale=0.5), r"generate: cfg_scale must be a finite number >= 1.0"),
+        (
+            "c2i",
+            dict(cond=torch.tensor([1]), cfg_scale=0.5),
+            r"generate: cfg_scale must be a finite number in \[1.0, 1000.0\]",
+        ),
         ("c2i", dict(cond=torch.tensor([1]), top_p=0.0), r"generate: top_p must be in \(0, 1\]"),
         ("c2i", dict(cond=torch.tensor([1]), top_k=-1), r"generate: top_k must be an integer >= 0"),
         ("c2i", dict(cond=torch.tensor([1]), cfg_schedule="cosine"), r"cfg_schedule must be one of \[.constant."),
