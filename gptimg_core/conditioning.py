@@ -59,6 +59,10 @@ def _check_labels(gpt: GPT, labels: Tensor, name: str, where: str, allow_null: b
                 f"{where}: this is a class-conditional (c2i) model, so {name} must be a 1-D integer tensor of "
                 f"class ids (or a list of ints), got {type(labels).__name__} {labels!r:.80}"
             )
+        if any(not -(2**62) < x < 2**62 for x in labels):
+            raise ValueError(
+                f"{where}: {name} holds class ids {list(labels)!r:.80}, but this model has classes 0..{n - 1}"
+            )
         labels = torch.tensor(labels, dtype=torch.long)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.dim() != 1:
         raise TypeError(

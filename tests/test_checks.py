@@ -117,6 +117,8 @@ def test_condition_type_mistakes_are_named():
         generate(tiny_gpt("c2i"), "3")
     with pytest.raises(TypeError, match=r"generate: .*c2i.*cond must be a 1-D integer tensor"):
         generate(tiny_gpt("c2i"), torch.tensor([True]))
+    with pytest.raises(ValueError, match=r"generate: cond holds class ids \[1000000000000000000000000000000\]"):
+        generate(tiny_gpt("c2i"), [10**30])
     assert generate(tiny_gpt("c2i"), [1, 2], generator=torch.Generator().manual_seed(0)).shape == (2, 4, 4)
 
 
