@@ -107,6 +107,8 @@ def prepare_condition(
     where: str,
 ) -> Condition:
     """Check the condition and build the batch: [cond; uncond] when guided, else cond alone."""
+    if not isinstance(gpt, GPT):
+        raise TypeError(f"{where}: gpt must be a GPT (load_gpt's result), got {type(gpt).__name__}")
     device = gpt.tok_embeddings.weight.device
     if gpt.cfg.model_type == "c2i":
         cond = _check_labels(gpt, cond, "cond", where, allow_null=False)

@@ -58,7 +58,13 @@ def pixel_mask_to_tokens(
     return out
 
 
+def _check_gpt(gpt: GPT, where: str) -> None:
+    if not isinstance(gpt, GPT):
+        raise TypeError(f"{where}: gpt must be a GPT (load_gpt's result), got {type(gpt).__name__}")
+
+
 def _check_grid(gpt: GPT, codes: Tensor, keep: Tensor, where: str) -> None:
+    _check_gpt(gpt, where)
     g, V = gpt.cfg.grid, gpt.cfg.vocab_size
     if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point() or codes.dtype == torch.bool:
         raise ValueError(
@@ -215,6 +221,7 @@ def place_tokens(codes: Tensor, grid: tuple[int, int], top: int = 0, left: int =
 
 def outpaint(gpt: GPT, codes: Tensor, cond: Tensor, *, top: int = 0, left: int = 0, **kwargs) -> Tensor:
     """Place codes (B, h, w) at (top, left) in the model's grid and generate the rest (see inpaint)."""
+    _check_gpt(gpt, "outpaint")
     _check_codes_3d(codes, "outpaint")
     top, left = check_int("outpaint", "top", top), check_int("outpaint", "left", left)
     g = gpt.cfg.grid

@@ -122,6 +122,16 @@ def test_condition_type_mistakes_are_named():
     assert generate(tiny_gpt("c2i"), [1, 2], generator=torch.Generator().manual_seed(0)).shape == (2, 4, 4)
 
 
+def test_a_model_that_is_not_a_gpt_is_named():
+    codes = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"generate: gpt must be a GPT \(load_gpt's result\), got NoneType"):
+        generate(None, ONE)
+    with pytest.raises(TypeError, match=r"inpaint: gpt must be a GPT"):
+        inpaint("model.safetensors", codes, codes > 0, ONE)
+    with pytest.raises(TypeError, match=r"outpaint: gpt must be a GPT"):
+        outpaint(None, codes, ONE)
+
+
 def test_outpaint_and_place_tokens_name_1d_codes():
     with pytest.raises(ValueError, match=r"outpaint: codes must be an integer tensor \(B, h, w\)"):
         outpaint(tiny_gpt("c2i"), torch.zeros(16, dtype=torch.long), ONE)
