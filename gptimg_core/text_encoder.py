@@ -87,18 +87,15 @@ class TextEncoder:
         return left_pad(h.float(), mask.bool())
 
     def _warn_truncated(self, texts: list[str]) -> None:
-        """Log a warning for each prompt longer than max_length tokens, saying how many are dropped."""
+        """Log one warning for the prompts longer than max_length tokens, saying how many tokens are dropped."""
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
-        for i, n in enumerate(lengths):
-            if n > self.max_length:
-                logger.warning(
-                    "TextEncoder.encode: prompt %d has %d tokens (with </s>); the encoder's max_length is %d, so the "
-                    "last %d are dropped",
-                    i,
-                    n,
-                    self.max_length,
-                    n - self.max_length,
-                )
+        long = [(i, n) for i, n in enumerate(lengths) if n > self.max_length]
+        if long:
+            logger.warning(
+                "TextEncoder.encode: the encoder reads max_length=%d tokens; %s",
+                self.max_length,
+                ", ".join(f"prompt {i} has {n} (with </s>): the last {n - self.max_length} dropped" for i, n in long),
+            )
 
 
 def left_pad(features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
