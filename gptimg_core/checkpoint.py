@@ -276,6 +276,26 @@ def _agree(recorded: object, inferred: object, fields: list[str], where: str, na
         )
 
 
+def _check_scalars(cfg: GPTConfig, where: str, name: str) -> None:
+    """rope_base and norm_eps are not readable from shapes: a NaN or zero in the metadata would give NaN logits."""
+    for field, lo, hi in (("rope_base", 1.0, 1e9), ("norm_eps", 1e-12, 1.0)):
+        v = getattr(cfg, field)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:  # NaN fails lo <= v
+            raise CheckpointError(
+                f"{where}: {name}: its metadata config has {field} {v!r}, expected a number in [{lo:g}, {hi:g}] "
+                f"(LlamaGen: rope_base 10000, norm_eps 1e-5); convert the original checkpoint again"
+            )
+
+
+@contextlib.contextmanager
+def _named_bad_config(where: str, name: str) -> Iterator[None]:
+    """A config from metadata that passes the shape checks but cannot build the model (e.g. widths as floats)."""
+    try:
+        yield
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{where}: {name}: its metadata config cannot build the model ({e})") from e
+
+
 _GPT_SHAPE_FIELDS = ["dim", "n_layer", "kv_heads", "hidden", "vocab_size", "model_type", "cls_token_num"]
 
 
@@ -314,9 +334,11 @@ def _build_gpt(
                 f"{cfg.block_size}); at most {MAX_GRID}x{MAX_GRID} is taken. Pass the real grid (grid= / --grid N)"
             )
         _agree(cfg, infer_gpt_config(sd, n_head=cfg.n_head, grid=cfg.grid, where=where), _GPT_SHAPE_FIELDS, where, name)
+        _check_scalars(cfg, where, name)
     else:
         cfg = infer_gpt_config(sd, n_head=n_head, grid=grid, where=where)
-    model = GPT(cfg)
+    with _named_bad_config(where, name):
+        model = GPT(cfg)
     load_strict(model, sd, where, name)
     return model.eval()
 
@@ -361,7 +383,8 @@ def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: s
         _agree(cfg, inferred, ["ch", "ch_mult", "dec_mult", "z_channels", "codebook_size", "embed_dim"], where, name)
     else:
         cfg = inferred
-    model = VQModel(cfg)
+    with _named_bad_config(where, name):
+        model = VQModel(cfg)
     load_strict(model, sd, where, name)
     return model.eval()
 

@@ -208,3 +208,33 @@ def test_upper_case_suffixes_load(tmp_path, gpt_file):
         generate(gpt, torch.tensor([1]), generator=g().manual_seed(0)),
         generate(again, torch.tensor([1]), generator=g().manual_seed(0)),
     )
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("rope_base", float("nan"), r"rope_base nan, expected a number in \[1, 1e\+09\]"),
+        ("norm_eps", 0.0, r"norm_eps 0.0, expected a number"),
+        ("rope_base", "10000", r"rope_base '10000'"),
+        ("dim", 32.0, r"cannot build the model"),
+    ],
+)
+def test_metadata_scalars_that_would_give_nan_logits_are_refused(tmp_path, gpt_file, field, value, match):
+    cfg = json.loads(load_gpt(gpt_file).cfg.to_json())
+    f = _rewrite(gpt_file, tmp_path / "m.safetensors", meta={"config": json.dumps({**cfg, field: value})})
+    with pytest.raises(CheckpointError, match=r"load_gpt: m.safetensors: .*" + match):
+        load_gpt(f)
+
+
+def test_vq_metadata_that_cannot_build_the_model_is_named(tmp_path):
+    vq = load_vq(PARITY / "vq.pt")
+    save_model(vq, tmp_path / "vq.safetensors")
+    cfg = json.loads(vq.cfg.to_json())
+    f = _rewrite(tmp_path / "vq.safetensors", tmp_path / "g.safetensors", meta={"config": json.dumps({**cfg, "norm_groups": 7})})  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"load_vq: g.safetensors: its metadata config cannot build the model"):
+        load_vq(f)
+    f = _rewrite(tmp_path / "vq.safetensors", tmp_path / "c.safetensors", meta={"config": json.dumps({**cfg, "codebook_size": 10**9})})  # fmt: skip
+    with pytest.raises(
+        CheckpointError, match=r"c.safetensors: its metadata config disagrees with its tensors: codebook"
+    ):
+        load_vq(f)
