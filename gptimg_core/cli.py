@@ -189,6 +189,14 @@ def _save(images: np.ndarray, out: str) -> list[str]:
     return names
 
 
+def _check_sampling_flags(a: argparse.Namespace, where: str) -> None:
+    """The sampling flags, checked before any model is loaded (unset ones take valid defaults here)."""
+    SamplingOptions(
+        cfg_scale=1.0 if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval, cfg_schedule=a.cfg_schedule,
+        temperature=1.0 if a.temperature is None else a.temperature, top_k=a.top_k or 0, top_p=a.top_p,
+    ).check(where)  # fmt: skip
+
+
 def _check_out(out: str) -> None:
     """The output's folder must exist and the output must not be a folder: checked before any work."""
     path = Path(out)
@@ -221,6 +229,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
         raise CliError(f"--candidates must be >= 1 (1 = one draw per image), got {a.candidates}")
     _check_out(a.out)
     _check_device(a.device)
+    _check_sampling_flags(a, a.command)
     gpt, vq = _models(a)
     candidates = a.candidates or _builtin_or(a, BUILTIN_SAMPLING, gpt, 1)
     codes = generate(
@@ -236,6 +245,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         raise CliError(f"--candidates must be >= 1 (1 = one fill), got {a.candidates}")
     _check_out(a.out)
     _check_device(a.device)
+    _check_sampling_flags(a, a.command)
     image, mask = _read_image(a.image, "--image"), _read_image(a.mask, "--mask")
     gpt, vq = _models(a)
     if mask.shape != image.shape[:2]:

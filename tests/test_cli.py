@@ -221,6 +221,11 @@ def test_every_failure_is_one_error_line_and_exit_2(models, tmp_path, capsys):
     assert "symlink that loops" in _err(capsys)
     assert main(["generate", *c2i, "--cfg", "inf", "--out", str(tmp_path / "o.png")]) == 2
     assert "cfg_scale must be a finite number" in _err(capsys)
+    nowhere = ["--gpt", str(tmp_path / "missing.safetensors")]  # sampling flags are checked before any loading
+    assert (
+        main(["generate", *nowhere, "--class-id", "1", "--temperature", "nan", "--out", str(tmp_path / "o.png")]) == 2
+    )
+    assert "generate: temperature must be a finite number" in _err(capsys)
     assert not (tmp_path / "o.png").exists()  # no PNG of zeros
     assert main(["generate", *c2i, "--device", "nonsense", "--out", str(tmp_path / "o.png")]) == 2
     assert "--device 'nonsense'" in _err(capsys)
