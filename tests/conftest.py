@@ -10,7 +10,12 @@ from hypothesis import HealthCheck, settings
 # Property tests run the same examples on every machine and in CI (derandomize), with no per-example deadline
 # (a loaded CI box must not fail them); HYPOTHESIS_PROFILE=explore searches afresh with more examples.
 settings.register_profile(
-    "gptimg", derandomize=True, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+    "gptimg",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gptimg"))
