@@ -19,9 +19,17 @@ from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
-from .sampling import DECODINGS
+from .labels import class_names_for, resolve_class, stored_class_names
+from .sampling import DECODINGS, SamplingOptions
 from .settings import LLAMAGEN
 from .text_encoder import TextEncoderError, load_text_encoder
+
+
+class CliError(Exception):
+    """A mistake in the command line or its files: main prints `error: <message>` and exits 2."""
+
+
+EXIT_ERROR = 2  # every failure the CLI reports, as argparse's own usage errors
 
 
 class Progress:
@@ -46,7 +54,11 @@ class Progress:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="text prompt (text-conditional models)")
     p.add_argument("--negative-prompt", default=None, help="text for the null branch of CFG (default: the model's)")
-    p.add_argument("--class-id", type=int, default=None, help="class id (class-conditional models)")
+    p.add_argument(
+        "--class-id",
+        default=None,
+        help="class id, or a class name where the model has names (class-conditional models)",
+    )
     p.add_argument("--seed", type=int, default=0, help="image i of a batch draws from seed + i")
     p.add_argument("--cfg", type=float, default=None, help="CFG scale (1 = off)")
     p.add_argument("--cfg-interval", type=int, default=None, help="guide this many tokens only (-1 = all)")
@@ -132,17 +144,22 @@ def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, n_head=a.n_head, grid=a.grid)
     vq = load_vq(a.vq or builtin_path("vq"), device=a.device)
     if vq.codebook_size != gpt.cfg.vocab_size:
-        raise SystemExit(f"error: the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.cfg.vocab_size}")
+        raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.cfg.vocab_size}")
     return gpt, vq
 
 
 def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     if gpt.cfg.model_type == "c2i":
         if a.class_id is None:
-            raise SystemExit("error: this GPT is class-conditional: pass --class-id")
-        return {"cond": torch.full((batch,), a.class_id, dtype=torch.long)}
+            raise CliError("this GPT is class-conditional: pass --class-id")
+        n = gpt.cfg.num_classes
+        names = class_names_for(n, stored_class_names(a.gpt or builtin_path("c2i")))
+        cid = resolve_class(a.class_id, names, n, where="--class-id")
+        if names:
+            print(f"class {cid} ({names[cid]})", file=sys.stderr)
+        return {"cond": torch.full((batch,), cid, dtype=torch.long)}
     if not a.prompt or not a.prompt.strip():
-        raise SystemExit("error: this GPT is text-conditional: pass a non-empty --prompt")
+        raise CliError("this GPT is text-conditional: pass a non-empty --prompt")
     te = load_text_encoder(
         a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
     )
@@ -174,11 +191,45 @@ def _save(images: np.ndarray, out: str) -> list[str]:
     return names
 
 
+def _check_sampling_flags(a: argparse.Namespace, where: str) -> None:
+    """The sampling flags, checked before any model is loaded (unset ones take valid defaults here)."""
+    chosen = {k: v for k, v in _sampling(a).items() if k != "seed" and v is not None}
+    SamplingOptions(**{"cfg_scale": 1.0, **chosen}).check(where)
+
+
+def _check_out(out: str) -> None:
+    """The output's folder must exist and the output must not be a folder: checked before any work."""
+    path = Path(out)
+    if path.is_dir():
+        raise CliError(f"--out {out!r} is a folder; give a file name such as {str(path / 'out.png')!r}")
+    if not path.parent.is_dir():
+        raise CliError(f"--out {out!r}: the folder {str(path.parent)!r} does not exist; create it first")
+
+
+def _check_device(device: str) -> None:
+    try:
+        d = torch.device(device)
+    except RuntimeError as e:
+        raise CliError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps): {e}") from e
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {device!r}: this torch has no CUDA device; use --device cpu")
+
+
+def _read_image(path: str, what: str) -> np.ndarray:
+    try:
+        return load_image(path) if what == "--image" else load_mask(path)
+    except (OSError, ValueError) as e:
+        raise CliError(f"{what} {path!r} could not be read as an image: {e}") from e
+
+
 def cmd_generate(a: argparse.Namespace) -> None:
     if a.batch < 1:
-        raise SystemExit("error: --batch must be >= 1")
+        raise CliError(f"--batch must be >= 1, got {a.batch}")
     if a.best_of is not None and a.best_of < 1:
-        raise SystemExit(f"error: --best-of must be >= 1 (1 = one draw per image), got {a.best_of}")
+        raise CliError(f"--best-of must be >= 1 (1 = one draw per image), got {a.best_of}")
+    _check_out(a.out)
+    _check_device(a.device)
+    _check_sampling_flags(a, a.command)
     gpt, vq = _models(a)
     codes = generate(
         gpt, **_condition(a, gpt, a.batch), **_sampling(a), best_of=a.best_of, callback=Progress("generate")
@@ -189,18 +240,19 @@ def cmd_generate(a: argparse.Namespace) -> None:
 
 def cmd_inpaint(a: argparse.Namespace) -> None:
     if a.particles is not None and a.particles < 1:
-        raise SystemExit(f"error: --particles must be >= 1 (1 = one fill), got {a.particles}")
+        raise CliError(f"--particles must be >= 1 (1 = one fill), got {a.particles}")
+    _check_out(a.out)
+    _check_device(a.device)
+    _check_sampling_flags(a, a.command)
+    image, mask = _read_image(a.image, "--image"), _read_image(a.mask, "--mask")
     gpt, vq = _models(a)
-    image, mask = load_image(a.image), load_mask(a.mask)
     if mask.shape != image.shape[:2]:
-        raise SystemExit(
-            f"error: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
+        raise CliError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
     side = gpt.cfg.grid * vq.downsample
     if image.shape[:2] != (side, side):
-        raise SystemExit(
-            f"error: the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images"
-        )
+        raise CliError(f"the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images")
     codes = vq.encode(from_uint8(image))
     redo = pixel_mask_to_tokens(
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
@@ -219,7 +271,10 @@ def cmd_info(a: argparse.Namespace) -> None:
     params = sum(v.numel() for v in sd.values())
     info = {"file": a.path, "kind": kind, "tensors": len(sd), "parameters": params}
     if meta.get("config"):
-        info["config"] = json.loads(meta["config"])
+        try:
+            info["config"] = json.loads(meta["config"])
+        except ValueError as e:
+            raise CliError(f"info: {Path(a.path).name}: its safetensors metadata 'config' is not JSON ({e})") from e
     elif kind in ("gpt", "vq"):
         try:
             model = model_from_state_dict(Path(a.path), sd, meta, where="info")
@@ -247,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             print(a.dst)
         else:
             cmd_info(a)
-    except (CheckpointError, TextEncoderError, ValueError, TypeError, FileNotFoundError) as e:
+    except (CliError, CheckpointError, TextEncoderError, ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0

@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .checks import check_callables, check_int, check_model
 from .decoding import Callback, Observer, Request, decode_attention, run
 from .gpt import attention_mask
+from .memory import check_memory
 from .sampling import Draws, Generators, SamplingOptions, image_generators
 from .settings import resolve
 from .token_model import Condition, TokenModel
@@ -135,17 +137,19 @@ def generate(
     shared by all).
     """
     where = "generate"
+    check_model(model, where)
     opts = resolve(
         model, "sample", cfg_scale=cfg_scale, cfg_interval=cfg_interval, cfg_schedule=cfg_schedule,
         temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window,
     )  # fmt: skip
     opts.check(where)
     draws = model.recommended.best_of if best_of is None else best_of
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"{where}: best_of must be an integer >= 1 (1 = one draw per image), got {best_of!r}")
+    check_int(where, "best_of", draws, minimum=1, hint=" (1 = one draw per image)")
+    check_callables(where, generator, callback)
     c = model.condition(cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
+    check_memory(model, c.batch, draws, guided=opts.uses_cfg, where=where)
     if seed is not None:
-        generator = image_generators(seed, c.batch)
+        generator = image_generators(check_int(where, "seed", seed), c.batch)
     if draws == 1:
         tokens = run_sampler(model, c, opts, generator=generator, callback=callback)
     else:

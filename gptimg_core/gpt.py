@@ -282,6 +282,11 @@ class GPT(nn.Module):
     def start(self, cond: Condition) -> GPTState:
         return GPTState(self, cond)
 
+    def sampling_bytes(self, rows: int) -> int:
+        from .memory import sampling_bytes  # the estimate reads this class's config
+
+        return sampling_bytes(self, rows, 1, guided=False)
+
     @property
     def null_condition(self) -> Tensor:
         """The stored null condition: class id num_classes (c2i) or uncond_embedding (t2i)."""

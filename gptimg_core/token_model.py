@@ -98,3 +98,8 @@ class TokenModel(Protocol):
     def start(self, cond: Condition) -> DecodeState:
         """A fresh decode state (an empty cache) for these rows."""
         ...
+
+    def sampling_bytes(self, rows: int) -> int:
+        """Estimated peak bytes of decoding `rows` sequences (KV cache, prefill, a step's transients), for
+        the check that a request fits before it starts (memory.py)."""
+        ...

@@ -82,7 +82,8 @@ def image_to_pixels(image: Tensor, node: str, name: str = "image") -> Tensor:
         got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
         raise NodeInputError(node, name, f"expected an IMAGE (B, H, W, 1/3/4 channels), got {got}")
     rgb = image[..., :3] if image.shape[-1] != 1 else image.expand(*image.shape[:3], 3)
-    return rgb.permute(0, 3, 1, 2).float() * 2.0 - 1.0
+    # IMAGE is 0..1 by convention; some nodes (upscalers) overshoot slightly, which the VQ would refuse
+    return (rgb.permute(0, 3, 1, 2).float() * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
 def pixels_to_image(pixels: Tensor) -> Tensor:

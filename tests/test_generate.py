@@ -154,10 +154,14 @@ def test_callback_reports_progress_and_cancel_leaves_model_usable():
         ("t2i", dict(cond=torch.tensor([1])), r"text-conditional \(t2i\) model, so cond must be caption features"),
         ("t2i", dict(cond=torch.randn(1, 5, 16)), r"expects \(B, 6, 16\); use a text encoder with max_length=6"),
         ("t2i", dict(cond=torch.randn(1, 6, 16), cond_mask=torch.ones(1, 5)), r"cond_mask must be a \(B, T\)"),
-        ("c2i", dict(cond=torch.tensor([1]), cfg_scale=0.5), r"generate: cfg_scale must be >= 1.0"),
+        (
+            "c2i",
+            dict(cond=torch.tensor([1]), cfg_scale=0.5),
+            r"generate: cfg_scale must be a finite number in \[1.0, 1000.0\]",
+        ),
         ("c2i", dict(cond=torch.tensor([1]), top_p=0.0), r"generate: top_p must be in \(0, 1\]"),
         ("c2i", dict(cond=torch.tensor([1]), top_k=-1), r"generate: top_k must be an integer >= 0"),
-        ("c2i", dict(cond=torch.tensor([1]), cfg_schedule="cosine"), r"cfg_schedule must be 'constant' or 'linear'"),
+        ("c2i", dict(cond=torch.tensor([1]), cfg_schedule="cosine"), r"cfg_schedule must be one of \[.constant."),
         ("c2i", dict(cond=torch.tensor([], dtype=torch.long)), r"generate: cond is an empty batch"),
     ],
 )
@@ -251,5 +255,5 @@ def test_candidates_report_each_images_first_draw_then_the_kept_ones_and_repeat_
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5])
 def test_bad_candidates_are_named(bad):
-    with pytest.raises(ValueError, match=rf"generate: best_of must be an integer >= 1.*got {bad}"):
+    with pytest.raises((ValueError, TypeError), match=rf"generate: best_of must be an integer >= 1.*got.*{bad}"):
         generate(tiny_gpt("c2i"), torch.tensor([1]), best_of=bad)
