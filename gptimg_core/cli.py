@@ -20,6 +20,7 @@ from .editing import PARTICLES, inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
+from .janus import is_janus_folder
 from .sampling import SamplingOptions
 from .text_encoder import TextEncoderError, load_text_encoder
 
@@ -119,22 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, n_head=a.n_head, grid=a.grid)
-    vq = load_vq(a.vq or builtin_path("vq"), device=a.device)
-    if vq.codebook_size != gpt.cfg.vocab_size:
-        raise SystemExit(f"error: the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.cfg.vocab_size}")
+    own = a.gpt if is_janus_folder(a.gpt or "") else None  # a Janus folder holds its own VQ and tokenizer
+    vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
+    if vq.codebook_size != gpt.vocab_size:
+        raise SystemExit(f"error: the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.vocab_size}")
     return gpt, vq
 
 
 def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
-    if gpt.cfg.model_type == "c2i":
+    if gpt.kind == "c2i":
         if a.class_id is None:
             raise SystemExit("error: this GPT is class-conditional: pass --class-id")
         return {"cond": torch.full((batch,), a.class_id, dtype=torch.long)}
     if not a.prompt or not a.prompt.strip():
         raise SystemExit("error: this GPT is text-conditional: pass a non-empty --prompt")
-    te = load_text_encoder(
-        a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
-    )
+    if is_janus_folder(a.gpt or ""):
+        te = load_text_encoder(a.text_encoder or a.gpt)
+    else:
+        te = load_text_encoder(
+            a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
+        )
     te = te.to(a.device)
     feats, mask = te.encode([a.prompt] * batch)
     out = {"cond": feats, "cond_mask": mask}
@@ -143,10 +148,16 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     return out
 
 
-def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[str, float]] = BUILTIN_SAMPLING) -> dict:
-    """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
-    own (`builtin` of that model_type: BUILTIN_SAMPLING, or BUILTIN_INPAINT_SAMPLING) when no --gpt is given."""
-    default = builtin[model_type] if a.gpt is None else asdict(SamplingOptions())
+def _sampling(
+    a: argparse.Namespace,
+    model_type: str,
+    builtin: dict[str, dict[str, float]] = BUILTIN_SAMPLING,
+    own: dict | None = None,
+) -> dict:
+    """Sampling settings from the flags; unset ones default to the model's `own` recommended ones (Janus) over
+    LlamaGen's, or to the built-in model's (`builtin` of that model_type: BUILTIN_SAMPLING, or
+    BUILTIN_INPAINT_SAMPLING) when no --gpt is given."""
+    default = builtin[model_type] if a.gpt is None else {**asdict(SamplingOptions()), **(own or {})}
     return dict(
         cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
         cfg_schedule=a.cfg_schedule, temperature=default["temperature"] if a.temperature is None else a.temperature,
@@ -155,9 +166,14 @@ def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[st
     )  # fmt: skip
 
 
+def _recommended(gpt: GPT) -> dict:
+    """The sampling settings a model family carries (Janus: its generation_config.json), else none."""
+    return getattr(gpt, "recommended", {})
+
+
 def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt: GPT, default: int) -> int:
     """The built-in model's candidates (of builtin, for gpt's model_type) when no --gpt is given, else default."""
-    return int(builtin[gpt.cfg.model_type]["candidates"]) if a.gpt is None else default
+    return int(builtin[gpt.kind]["candidates"]) if a.gpt is None else default
 
 
 def _save(images: np.ndarray, out: str) -> list[str]:
@@ -180,7 +196,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
     gpt, vq = _models(a)
     candidates = a.candidates or _builtin_or(a, BUILTIN_SAMPLING, gpt, 1)
     codes = generate(
-        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), candidates=candidates,
+        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.kind, own=_recommended(gpt)), candidates=candidates,
         callback=Progress("generate"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(codes)), a.out):
@@ -196,7 +212,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         raise SystemExit(
             f"error: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
-    side = gpt.cfg.grid * vq.downsample
+    side = gpt.grid * vq.downsample
     if image.shape[:2] != (side, side):
         raise SystemExit(
             f"error: the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images"
@@ -206,7 +222,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
     )
     out = inpaint(
-        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type, BUILTIN_INPAINT_SAMPLING),
+        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.kind, BUILTIN_INPAINT_SAMPLING, _recommended(gpt)),
         candidates=a.candidates or _builtin_or(a, BUILTIN_INPAINT_SAMPLING, gpt, PARTICLES),
         passes=a.passes, callback=Progress("inpaint"),
     )  # fmt: skip

@@ -17,6 +17,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, T5EncoderModel
 
+    from .janus import JanusPromptEncoder
+
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
@@ -97,8 +99,9 @@ def load_text_encoder(
     max_length: int = 120,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> TextEncoder:
-    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120)."""
+) -> TextEncoder | JanusPromptEncoder:
+    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120); for a
+    Janus-Pro folder its prompt encoder (max_length and dtype do not apply)."""
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise TextEncoderError(
             f"load_text_encoder: max_length must be a positive int (LlamaGen uses 120), got {max_length!r}"
@@ -107,6 +110,10 @@ def load_text_encoder(
         raise TextEncoderError(
             f"load_text_encoder: dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}"
         )
+    from .janus import is_janus_folder, load_janus_prompt_encoder
+
+    if is_janus_folder(path):  # Janus embeds its prompt ids itself: its "encoder" is the tokenizer + chat template
+        return load_janus_prompt_encoder(path).to(device)
     folder = _check_folder(path)
 
     from transformers import AutoTokenizer, T5EncoderModel
