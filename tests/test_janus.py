@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -177,15 +176,11 @@ def test_loads_only_the_generation_half(built):
             names.update({k: f.get_slice(k).get_shape() for k in f.keys()})
     wanted = {k for k in names if k.startswith(GENERATION_PREFIXES)}
     assert any(k.startswith("model.vision_model.") for k in names)
-    tracemalloc.start()
     model = load_gpt(folder)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     got = {f"model.{k}" for k in model.state_dict()}
     assert got == wanted  # no vision_model, aligner, vqmodel or lm_head tensor
-    loaded = sum(p.numel() * p.element_size() for p in model.parameters())
-    full = sum(p.numel() * p.element_size() for p in built["gqa"][1].parameters())
-    assert loaded < full and peak < 2 * loaded + (1 << 20)  # each tensor once (plus its cast), nothing else
+    # the vision encoder's SigLIP layers are never built either (bench/janus_memory.py measures the memory)
+    assert not any(n.startswith(("vision_model", "aligner", "vqmodel")) for n, _ in model.named_modules())
 
 
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
