@@ -73,6 +73,22 @@ EDIT = dict(seed=7, **SAMPLING)
 INPAINT = dict(EDIT, temperature=BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"])  # particles draw best at 1.0
 
 
+# Janus-Pro graphs load a Hugging Face folder by this name from models/gptimg (never shipped, never downloaded);
+# their settings are transformers' defaults (Janus' generation_config.json, GenerationConfig's top_k).
+JANUS = "Janus-Pro-1B"
+JANUS_PROMPT = "A close-up photo of a red fox sitting in fresh snow at sunrise, soft light, highly detailed."
+JANUS_INPAINT_PROMPT = "A close-up photo of a snowy owl sitting in fresh snow at sunrise, soft light."
+JANUS_SAMPLING = dict(cfg=5.0, temperature=1.0, top_k=50, top_p=1.0)
+# the thumbnail runs these graphs on the built-in model
+JANUS_STAND_INS: dict[int, dict[str, Any]] = {
+    1: {"ckpt_name": "builtin t2i"},
+    2: {"encoder_name": "builtin"},
+    3: {"vq_name": "builtin"},
+    4: {"prompt": T2I_PROMPT},
+    5: {**SAMPLING, **T2I_DRAWS},
+}
+
+
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
     """Nodes 1-6: built-in t2i model, text encoder, VQ, prompt, sampler -> tokens (5), decoded image (6)."""
     return [
@@ -263,6 +279,84 @@ GRAPHS: dict[str, Graph] = {
             3: {"vq_name": "builtin"},
             4: {"class": "orange triangle"},
             5: {**C2I_SAMPLING, **C2I_DRAWS},
+        },
+    ),
+    "janus_pro_t2i": Graph(
+        [
+            N(1, "GPTImgLoadModel", dict(ckpt_name=JANUS, dtype="auto", n_head=0, grid=0)),
+            N(2, "GPTImgLoadTextEncoder", dict(encoder_name=JANUS)),
+            N(3, "GPTImgLoadVQ", dict(vq_name=JANUS)),
+            N(4, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=JANUS_PROMPT, negative_prompt="")),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **JANUS_SAMPLING)),
+            N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
+            save(7, L(6), "janus_pro_t2i"),
+        ],
+        "Janus-Pro text-to-image (not included: nothing is ever downloaded). Put the Hugging Face folder "
+        "deepseek-community/Janus-Pro-1B (or -7B) as models/gptimg/Janus-Pro-1B/ (config.json, "
+        "generation_config.json, model*.safetensors, tokenizer files, chat_template.jinja), then refresh (R); the "
+        "three loaders take the same folder. 384x384 images (24x24 tokens); transformers' defaults: cfg 5, "
+        "temperature 1, top_k 50. An empty negative prompt is Janus' own null prompt.",
+        builtin_stand_ins=JANUS_STAND_INS,
+    ),
+    "janus_pro_inpainting": Graph(
+        [
+            N(1, "GPTImgLoadModel", dict(ckpt_name=JANUS, dtype="auto", n_head=0, grid=0)),
+            N(2, "GPTImgLoadTextEncoder", dict(encoder_name=JANUS)),
+            N(3, "GPTImgLoadVQ", dict(vq_name=JANUS)),
+            N(4, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=JANUS_PROMPT, negative_prompt="")),
+            N(
+                5,
+                "GPTImgSampler",
+                dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "batch_size": 1}, **JANUS_SAMPLING),
+            ),
+            N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
+            preview(7, L(6), "original"),
+            N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
+            N(9, "SolidMask", dict(value=0.0, width=384, height=384), title="keep everything..."),
+            N(10, "SolidMask", dict(value=1.0, width=192, height=192), title="...but a 192x192 square"),
+            N(11, "MaskComposite", dict(destination=L(9), source=L(10), x=96, y=96, operation="add")),
+            N(
+                12,
+                "GPTImgTokenMaskPreview",
+                dict(image=L(6), mask=L(11), vq=L(3), mask_mode="any", threshold=0.5, grow=0),
+            ),
+            N(
+                13,
+                "GPTImgEncodePrompt",
+                dict(text_encoder=L(2), model=L(1), prompt=JANUS_INPAINT_PROMPT, negative_prompt=""),
+            ),
+            N(
+                14,
+                "GPTImgTokenInpaint",
+                dict(
+                    model=L(1),
+                    tokens=L(8),
+                    mask=L(11),
+                    positive=L(13),
+                    seed=7,
+                    **JANUS_SAMPLING,
+                    mask_mode="any",
+                    threshold=0.5,
+                    grow=0,
+                    candidates=4,
+                    passes=1,
+                ),
+            ),  # fmt: skip
+            N(15, "GPTImgVQDecode", dict(vq=L(3), tokens=L(14))),
+            save(16, L(15), "janus_pro_inpainting"),
+        ],
+        "Janus-Pro token inpainting (model not included; see the Janus-Pro text-to-image workflow for the folder). "
+        "The 24x24 tokens under the mask are regenerated under the new prompt, all others stay exactly as they "
+        "were; 4 candidate fills are weighed by the kept tokens after them. Replace the generated image with Load "
+        "Image (384x384) to edit your own.",
+        builtin_stand_ins={
+            **JANUS_STAND_INS,
+            5: {**SAMPLING, **T2I_DRAWS, "batch_size": 1},
+            9: {"width": 64, "height": 64},
+            10: {"width": 32, "height": 32},
+            11: {"x": 16, "y": 16},
+            13: {"prompt": INPAINT_PROMPT},
+            14: {**INPAINT},
         },
     ),
 }
@@ -467,6 +561,7 @@ def thumbnail(comfy: Any, server: Any, name: str, graph: Graph, api: dict) -> Im
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-thumbnails", action="store_true", help="only write the JSON files")
+    parser.add_argument("--only", nargs="*", default=None, help="write only these graphs (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tests.comfy.provision import ensure_comfyui
@@ -475,6 +570,8 @@ def main() -> None:
     comfy = Comfy(ensure_comfyui(), Path(tempfile.mkdtemp(prefix="gptimg-workflows-")))
     (HERE / "api").mkdir(exist_ok=True)
     for name, graph in GRAPHS.items():
+        if args.only is not None and name not in args.only:
+            continue
         ui, api = build(comfy, name, graph)
         (HERE / f"{name}.json").write_text(json.dumps(ui, indent=2) + "\n")
         (HERE / "api" / f"{name}_api.json").write_text(json.dumps(api, indent=2) + "\n")

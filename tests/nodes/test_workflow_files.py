@@ -16,12 +16,16 @@ from tests.nodes.comfy_inprocess import Recorder
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 NAMES = [
     "text_to_image", "class_to_image", "inpainting", "outpainting", "variations", "img2img", "vq_round_trip",
-    "llamagen_t2i", "llamagen_c2i",
+    "llamagen_t2i", "llamagen_c2i", "janus_pro_t2i", "janus_pro_inpainting",
 ]  # fmt: skip
-BUILTIN = [n for n in NAMES if not n.startswith("llamagen")]
-# The official files the LlamaGen graphs name (documented in their notes; never shipped, never downloaded).
-OFFICIAL = {"ckpt_name": {"t2i_XL_stage1_256.pt", "c2i_L_384.pt", "c2i_B_256.pt"},
-            "vq_name": {"vq_ds16_t2i.pt", "vq_ds16_c2i.pt"}, "encoder_name": {"flan-t5-xl"}}  # fmt: skip
+OFFICIAL_GRAPHS = ("llamagen", "janus_pro")
+JANUS = "Janus-Pro-1B"  # a Hugging Face folder in models/gptimg  # graphs that name files the user downloads
+BUILTIN = [n for n in NAMES if not n.startswith(OFFICIAL_GRAPHS)]
+# The official files the LlamaGen and Janus-Pro graphs name (documented in their notes; never shipped, never
+# downloaded). A Janus-Pro folder is the model, the VQ and the text encoder at once.
+OFFICIAL = {"ckpt_name": {"t2i_XL_stage1_256.pt", "c2i_L_384.pt", "c2i_B_256.pt", "Janus-Pro-1B"},
+            "vq_name": {"vq_ds16_t2i.pt", "vq_ds16_c2i.pt", "Janus-Pro-1B"},
+            "encoder_name": {"flan-t5-xl", "Janus-Pro-1B"}}  # fmt: skip
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # drawn by the front end, never sent to the server
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -75,7 +79,7 @@ def check_value(workflow: str, name: str, kind: Any, options: dict, value: Any) 
     if kind in ("INT", "FLOAT"):
         assert options.get("min", value) <= value <= options.get("max", value), f"{where} out of range"
     choices = kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
-    if choices is not None and not (workflow.startswith("llamagen") and value in OFFICIAL.get(name, ())):
+    if choices is not None and not (workflow.startswith(OFFICIAL_GRAPHS) and value in OFFICIAL.get(name, ())):
         assert value in choices, f"{where} not among {choices}"
 
 
@@ -152,14 +156,17 @@ def test_api_file_mirrors_the_ui_graph(comfy, name):
 
 @pytest.fixture(scope="module")
 def official_stand_ins(comfy, tmp_path_factory):
-    """Empty files and a bare T5 folder under the documented official names, so the combos list them."""
+    """Empty files, a bare T5 folder and a bare Janus folder under the documented official names, so the combos
+    list them."""
     root = tmp_path_factory.mktemp("official")
     fp = comfy.folder_paths
     for folder, names in (("gptimg", OFFICIAL["ckpt_name"]), ("gptimg_vq", OFFICIAL["vq_name"])):
         (root / folder).mkdir()
-        for file in names:
+        for file in names - {JANUS}:
             (root / folder / file).write_bytes(b"")
         fp.add_model_folder_path(folder, str(root / folder))
+    (root / "gptimg" / JANUS).mkdir()
+    (root / "gptimg" / JANUS / "config.json").write_text(json.dumps({"model_type": "janus"}))
     (root / "text_encoders" / "flan-t5-xl").mkdir(parents=True)
     (root / "text_encoders" / "flan-t5-xl" / "config.json").write_text(json.dumps({"model_type": "t5"}))
     fp.add_model_folder_path("text_encoders", str(root / "text_encoders"))
