@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tiny_janus as tj
 import torch
@@ -97,6 +98,32 @@ def test_sampling_reproducible_per_seed(odd):
     # image 1 of a batch is the batch of one with seed + 1 (same prompt, same padding)
     one = generate(model, ids[1:], seed=8, cond_mask=mask[1:], **{k: v for k, v in kw.items() if k != "cond_mask"})
     assert torch.equal(a[1:], one)
+
+
+def test_candidates_and_callbacks(odd):
+    """best-of candidates, progress callbacks and cancelling from a callback go through the same interface."""
+    _, model, te = odd
+    ids, mask = te.encode(PROMPTS[:2])
+    N = model.grid**2
+    steps = []
+    out = generate(
+        model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, candidates=3,
+        callback=lambda step, total, tokens: steps.append((step, total, tokens.shape)),
+    )  # fmt: skip
+    assert out.shape == (2, model.grid, model.grid) and steps[-1] == (N, N, (2, N))
+    assert [s for s, _, _ in steps] == sorted(s for s, _, _ in steps)
+
+    class Stop(Exception):
+        pass
+
+    def stop(step: int, total: int, tokens: torch.Tensor) -> None:
+        if step >= 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        generate(model, ids, cond_mask=mask, seed=4, callback=stop)
+    again = generate(model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, candidates=3)
+    assert torch.equal(again, out)  # nothing left behind by the cancelled run
 
 
 def test_inpaint_outpaint_keep_every_kept_token(odd):
@@ -207,7 +234,15 @@ def test_cli_generates_from_a_janus_folder(built, tmp_path, capsys):
     assert rc == 0 and out.is_file()
     from PIL import Image
 
-    assert Image.open(out).size == (16 * model_grid(folder), 16 * model_grid(folder))
+    side = 16 * model_grid(folder)
+    assert Image.open(out).size == (side, side)
+    mask = tmp_path / "mask.png"
+    pixels = np.zeros((side, side), dtype=np.uint8)
+    pixels[16:48, 16:48] = 255  # white = repaint: token rows and columns 1..2
+    Image.fromarray(pixels).save(mask)
+    fixed = tmp_path / "inpainted.png"
+    args = ["inpaint", "--gpt", str(folder), "--prompt", "a cat", "--image", str(out), "--mask", str(mask)]
+    assert cli_main([*args, "--candidates", "2", "--out", str(fixed)]) == 0 and fixed.is_file()
 
 
 def model_grid(folder: Path) -> int:

@@ -75,3 +75,29 @@ def test_a_t5_encoder_with_janus_is_refused(comfy, janus, loaded):
     (model,), _ = janus["model"]
     with pytest.raises(Exception, match="does not belong to this model"):
         comfy.run("GPTImgEncodePrompt", text_encoder=loaded["te"], model=model, prompt="a dog", negative_prompt="")
+
+
+def test_previews_and_interrupt_while_sampling(comfy, janus, progress):
+    (model,), _ = janus["model"]
+    (vq,), _ = janus["vq"]
+    (te,), _ = janus["te"]
+    (cond,), _ = comfy.run("GPTImgEncodePrompt", text_encoder=te, model=model, prompt="a red dog", negative_prompt="")
+    settings = {**SAMPLING, "batch_size": 2, "cfg_interval": -1, "cfg_schedule": "constant"}
+
+    def run():
+        return comfy.run("GPTImgSampler", "5", model=model, positive=cond, vq=vq, **settings)[0][0]
+
+    expected = run()
+    assert progress.updates[-1][:2] == (25, 25) and progress.previews()  # 5x5 tokens, live previews
+    seen = []
+
+    def interrupt_once(value: int, total: int) -> None:
+        if not seen:
+            seen.append(value)
+            comfy.mm.interrupt_current_processing(True)  # what POST /interrupt does
+
+    progress.on_update = interrupt_once
+    with pytest.raises(comfy.mm.InterruptProcessingException):
+        run()
+    progress.on_update = None
+    assert not comfy.mm.processing_interrupted() and torch.equal(run().codes, expected.codes)  # reusable
