@@ -246,7 +246,7 @@ def load_gpt(
     p = Path(path)
     if p.is_dir():
         check_folder(p, "load_gpt")
-        return load_janus_model(p, device=device, dtype=dtype)
+        return load_janus_model(p, device=device, dtype=dtype, n_head=n_head, grid=grid)
     sd, meta = read_state_dict(p, "load_gpt")
     return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
 

@@ -283,6 +283,13 @@ def test_tokenizer_without_image_tokens_is_refused(tmp_path):
         load_text_encoder(folder)
 
 
+def test_n_head_and_grid_must_agree_with_the_folder(built):
+    folder = built["odd"][0]
+    assert load_gpt(folder, n_head=5, grid=5).grid == 5
+    with pytest.raises(JanusFolderError, match=r"load_gpt: .* 5 heads and a 5x5 grid .* n_head=None and grid=24"):
+        load_gpt(folder, grid=24)
+
+
 def test_wrong_conditions_are_refused(odd):
     _, model, te = odd
     ids, mask = te.encode(PROMPTS[:2])

@@ -39,9 +39,15 @@ def _no_meta(module: torch.nn.Module, where: str, folder: os.PathLike) -> None:
 
 
 def load_janus_model(
-    path: str | os.PathLike, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    n_head: int | None = None,
+    grid: int | None = None,
 ) -> JanusModel:
-    """The image generator of a Janus folder (JanusModel, a TokenModel), in eval mode."""
+    """The image generator of a Janus folder (JanusModel, a TokenModel), in eval mode. n_head and grid come from
+    config.json; given ones must agree with it (load_gpt passes its own through)."""
     where = "load_gpt"
     folder = check_folder(path, where)
     t0 = time.perf_counter()
@@ -53,6 +59,12 @@ def load_janus_model(
         raise JanusFolderError(
             f"{where}: config.json of {str(folder)!r} asks for {tokens} image tokens but its VQ decodes a "
             f"{config.vq_config.num_patches}x{config.vq_config.num_patches} grid; the config is inconsistent."
+        )
+    heads = int(config.text_config.num_attention_heads)
+    if (n_head and n_head != heads) or (grid and grid != side):
+        raise JanusFolderError(
+            f"{where}: {str(folder)!r} is a Janus folder with {heads} heads and a {side}x{side} grid (its config.json), "
+            f"but n_head={n_head} and grid={grid} were asked for; leave them unset"
         )
     recommended = dict(
         cfg_scale=float(gen.guidance_scale or 5.0), temperature=float(gen.temperature or 1.0),

@@ -164,21 +164,23 @@ class JanusState:
         self.rows, self.T = cond.rows.shape
         N = model.grid**2
         self.cache = StaticCache(config=model.text_config, max_cache_len=self.T + N)
+        self.filled = 0  # positions the cache holds (tracked here: reading the cache's own count syncs a GPU)
         mask = cond.mask if cond.mask is not None else torch.ones_like(cond.rows, dtype=torch.bool)
         image = torch.ones(self.rows, N, dtype=torch.long, device=mask.device)
         self.mask = torch.cat([mask.long(), image], 1)  # (R, T + N): 0 on the prompt's padding
 
     def _run(self, h: Tensor, start: int) -> Tensor:
         """Hidden states (R, n, D) at sequence positions start.. -> the language model's output (R, n, D)."""
-        seen = int(self.cache.get_seq_length())
-        if seen > start:
-            self.cache.crop(start - seen)  # rewind: later positions are overwritten
-        elif seen < start:
-            raise ValueError(f"JanusState: cannot feed position {start - self.T} before {seen - self.T} is fed")
-        pos = torch.arange(start, start + h.shape[1], device=h.device).unsqueeze(0)  # (1, n)
+        if self.filled > start:
+            self.cache.crop(start - self.filled)  # rewind: later positions are overwritten
+        elif self.filled < start:
+            raise ValueError(f"JanusState: cannot feed position {start - self.T} before {self.filled - self.T} is fed")
+        n = h.shape[1]
+        pos = torch.arange(start, start + n, device=h.device).unsqueeze(0)  # (1, n)
         out = self.model.language_model(
             inputs_embeds=h, attention_mask=self.mask, position_ids=pos, cache=self.cache, use_cache=True
         )
+        self.filled = start + n
         return out.last_hidden_state
 
     def prefill(self) -> Tensor:
