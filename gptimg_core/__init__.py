@@ -15,12 +15,14 @@ from .editing import (
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, to_uint8
+from .janus import JanusFolderError, JanusModel, JanusPromptEncoder, JanusVQ
 from .sampling import SamplingOptions, image_generators
 from .text_encoder import TextEncoder, TextEncoderError, load_text_encoder
 from .vq import VQModel
 
 __all__ = [
-    "BUILTIN_DIR", "GPT", "GPTConfig", "GPT_PRESETS", "CheckpointError", "SamplingOptions", "TextEncoder",
+    "BUILTIN_DIR", "GPT", "GPTConfig", "GPT_PRESETS", "CheckpointError", "JanusFolderError", "JanusModel",
+    "JanusPromptEncoder", "JanusVQ", "SamplingOptions", "TextEncoder",
     "TextEncoderError", "image_generators",
     "VQConfig", "VQModel", "builtin_path", "convert", "detect_kind", "from_uint8", "generate", "img2img_keep",
     "inpaint", "load_gpt", "load_text_encoder", "load_vq", "outpaint", "pixel_mask_to_tokens", "place_tokens",

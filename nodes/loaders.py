@@ -198,9 +198,8 @@ class LoadTextEncoder(io.ComfyNode):
             raise NodeInputError(
                 cls.NAME,
                 "encoder_name",
-                f"no T5 or Janus folder {encoder_name!r} in models/text_encoders or models/gptimg (found "
-                f"{sorted(folders)}); "
-                "put the whole model folder there and refresh the node list (R)",
+                f"no T5 folder {encoder_name!r} (nor Janus-Pro folder) in models/text_encoders or models/gptimg "
+                f"(found {sorted(folders)}); put the whole model folder there and refresh the node list (R)",
             )
         return folders[encoder_name]
 
