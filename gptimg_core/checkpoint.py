@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .builtin import BUILTIN_RECOMMENDED, is_builtin
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
 from .janus import JanusModel, JanusVQ, load_janus_model, load_janus_vq
@@ -248,7 +249,10 @@ def load_gpt(
         check_folder(p, "load_gpt")
         return load_janus_model(p, device=device, dtype=dtype, n_head=n_head, grid=grid)
     sd, meta = read_state_dict(p, "load_gpt")
-    return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    if is_builtin(p):
+        gpt.recommended = BUILTIN_RECOMMENDED[gpt.kind]
+    return gpt
 
 
 def _gpt_from_file(

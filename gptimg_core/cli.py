@@ -8,20 +8,20 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
+from .builtin import BUILTIN_RECOMMENDED, builtin_path
 from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
-from .editing import PARTICLES, inpaint, pixel_mask_to_tokens
+from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
 from .janus import is_janus_folder
-from .sampling import SamplingOptions
+from .sampling import DECODINGS
+from .settings import LLAMAGEN
 from .text_encoder import TextEncoderError, load_text_encoder
 
 
@@ -48,25 +48,15 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="text prompt (text-conditional models)")
     p.add_argument("--negative-prompt", default=None, help="text for the null branch of CFG (default: the model's)")
     p.add_argument("--class-id", type=int, default=None, help="class id (class-conditional models)")
-    p.add_argument("--seed", type=int, default=0)
-    t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
-    p.add_argument(
-        "--cfg",
-        type=float,
-        default=None,
-        help=f"CFG scale (default 4.0; built-in t2i {t2i['cfg_scale']}, c2i {c2i['cfg_scale']}; 1 = off)",
-    )
-    p.add_argument("--cfg-interval", type=int, default=-1)
-    p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']}; "
-        f"t2i {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']} to inpaint)",
-    )
-    p.add_argument("--top-k", type=int, default=None, help=f"0 = off (default 0, built-in models {t2i['top_k']})")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="image i of a batch draws from seed + i")
+    p.add_argument("--cfg", type=float, default=None, help="CFG scale (1 = off)")
+    p.add_argument("--cfg-interval", type=int, default=None, help="guide this many tokens only (-1 = all)")
+    p.add_argument("--cfg-schedule", choices=["constant", "linear"], default=None)
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None, help="0 = off, 1 = greedy")
+    p.add_argument("--top-p", type=float, default=None, help="1 = off")
+    p.add_argument("--decoding", choices=list(DECODINGS), default=None, help="ar: a token a pass; sjd: speculative")
+    p.add_argument("--window", type=int, default=None, help="SJD's drafted tokens per pass")
     p.add_argument("--gpt", help="GPT checkpoint (default: built-in t2i, or c2i with --class-id)")
     p.add_argument("--vq", help="VQ tokenizer checkpoint (default: built-in)")
     p.add_argument("--text-encoder", help="T5 folder (default: built-in)")
@@ -77,22 +67,24 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
+def _recommended_help() -> str:
+    lines = [f"built-in {k}: {r.describe()}" for k, r in BUILTIN_RECOMMENDED.items()]
+    lines += [f"LlamaGen {k}: {r.describe()}" for k, r in LLAMAGEN.items()]
+    return "Settings left unset are the model's recommendation (" + "; ".join(lines) + ")."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__, epilog=_recommended_help())
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="prompt or class id -> PNG")
+    g = sub.add_parser("generate", help="prompt or class id -> PNG", epilog=_recommended_help())
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
-    draws = {kind: s["candidates"] for kind, s in BUILTIN_SAMPLING.items()}
     g.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        help=f"draws per image, the likeliest under the prompt kept (default 1; built-in t2i {draws['t2i']}, "
-        f"c2i {draws['c2i']})",
-    )
-    i = sub.add_parser("inpaint", help="repaint the masked part of an image")
+        "--best-of", "--candidates", dest="best_of", type=int, default=None,
+        help="draws per image, the likeliest under the prompt kept (1 = one draw)",
+    )  # fmt: skip
+    i = sub.add_parser("inpaint", help="repaint the masked part of an image", epilog=_recommended_help())
     _sampling_args(i)
     i.add_argument("--image", required=True)
     i.add_argument("--mask", required=True, help="white (or transparent) = repaint")
@@ -100,13 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threshold", type=float, default=0.5)
     i.add_argument("--grow", type=int, default=0, help="grow the mask by N tokens")
     i.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        help="fills run side by side per pass, weighed by the kept tokens after them (particles; default "
-        f"{PARTICLES}, built-in t2i {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']})",
-    )
-    i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best fill of all rounds is kept")
+        "--particles", "--candidates", dest="particles", type=int, default=None,
+        help="fills run side by side per pass, weighed by the kept tokens after them",
+    )  # fmt: skip
+    i.add_argument("--passes", type=int, default=1, help="rounds of particles; the best fill of all rounds is kept")
     c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
     c.add_argument("src")
     c.add_argument("dst")
@@ -148,32 +137,12 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     return out
 
 
-def _sampling(
-    a: argparse.Namespace,
-    model_type: str,
-    builtin: dict[str, dict[str, float]] = BUILTIN_SAMPLING,
-    own: dict | None = None,
-) -> dict:
-    """Sampling settings from the flags; unset ones default to the model's `own` recommended ones (Janus) over
-    LlamaGen's, or to the built-in model's (`builtin` of that model_type: BUILTIN_SAMPLING, or
-    BUILTIN_INPAINT_SAMPLING) when no --gpt is given."""
-    default = builtin[model_type] if a.gpt is None else {**asdict(SamplingOptions()), **(own or {})}
+def _sampling(a: argparse.Namespace) -> dict:
+    """The sampling keywords the flags set; unset ones stay None: the model's recommendation."""
     return dict(
-        cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
-        cfg_schedule=a.cfg_schedule, temperature=default["temperature"] if a.temperature is None else a.temperature,
-        top_k=default["top_k"] if a.top_k is None else a.top_k, top_p=a.top_p,
-        generator=torch.Generator().manual_seed(a.seed),
+        cfg_scale=a.cfg, cfg_interval=a.cfg_interval, cfg_schedule=a.cfg_schedule, temperature=a.temperature,
+        top_k=a.top_k, top_p=a.top_p, decoding=a.decoding, window=a.window, seed=a.seed,
     )  # fmt: skip
-
-
-def _recommended(gpt: GPT) -> dict:
-    """The sampling settings a model family carries (Janus: its generation_config.json), else none."""
-    return getattr(gpt, "recommended", {})
-
-
-def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt: GPT, default: int) -> int:
-    """The built-in model's candidates (of builtin, for gpt's model_type) when no --gpt is given, else default."""
-    return int(builtin[gpt.kind]["candidates"]) if a.gpt is None else default
 
 
 def _save(images: np.ndarray, out: str) -> list[str]:
@@ -191,21 +160,19 @@ def _save(images: np.ndarray, out: str) -> list[str]:
 def cmd_generate(a: argparse.Namespace) -> None:
     if a.batch < 1:
         raise SystemExit("error: --batch must be >= 1")
-    if a.candidates is not None and a.candidates < 1:
-        raise SystemExit(f"error: --candidates must be >= 1 (1 = one draw per image), got {a.candidates}")
+    if a.best_of is not None and a.best_of < 1:
+        raise SystemExit(f"error: --best-of must be >= 1 (1 = one draw per image), got {a.best_of}")
     gpt, vq = _models(a)
-    candidates = a.candidates or _builtin_or(a, BUILTIN_SAMPLING, gpt, 1)
     codes = generate(
-        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.kind, own=_recommended(gpt)), candidates=candidates,
-        callback=Progress("generate"),
-    )  # fmt: skip
+        gpt, **_condition(a, gpt, a.batch), **_sampling(a), best_of=a.best_of, callback=Progress("generate")
+    )
     for name in _save(to_uint8(vq.decode(codes)), a.out):
         print(name)
 
 
 def cmd_inpaint(a: argparse.Namespace) -> None:
-    if a.candidates is not None and a.candidates < 1:
-        raise SystemExit(f"error: --candidates must be >= 1 (1 = one fill), got {a.candidates}")
+    if a.particles is not None and a.particles < 1:
+        raise SystemExit(f"error: --particles must be >= 1 (1 = one fill), got {a.particles}")
     gpt, vq = _models(a)
     image, mask = load_image(a.image), load_mask(a.mask)
     if mask.shape != image.shape[:2]:
@@ -222,9 +189,8 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
     )
     out = inpaint(
-        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.kind, BUILTIN_INPAINT_SAMPLING, _recommended(gpt)),
-        candidates=a.candidates or _builtin_or(a, BUILTIN_INPAINT_SAMPLING, gpt, PARTICLES),
-        passes=a.passes, callback=Progress("inpaint"),
+        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a), particles=a.particles, passes=a.passes,
+        callback=Progress("inpaint"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(out)), a.out):
         print(name)

@@ -11,10 +11,9 @@ from torch import Tensor
 from .decoding import Callback
 from .generate import run_sampler
 from .particles import particle_fills, pick
-from .sampling import Generators, SamplingOptions, image_generators
+from .sampling import Generators, image_generators
+from .settings import resolve
 from .token_model import Condition, TokenModel
-
-PARTICLES = 8  # inpaint's fills per pass unless told (the built-in t2i's own: builtin.BUILTIN_INPAINT_SAMPLING)
 
 
 def pixel_mask_to_tokens(
@@ -91,35 +90,41 @@ def inpaint(
     cond_mask: Tensor | None = None,
     uncond: Tensor | None = None,
     uncond_mask: Tensor | None = None,
-    cfg_scale: float = 4.0,
-    cfg_interval: int = -1,
-    cfg_schedule: str = "constant",
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    candidates: int = PARTICLES,
+    cfg_scale: float | None = None,
+    cfg_interval: int | None = None,
+    cfg_schedule: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    particles: int | None = None,
     passes: int = 1,
-    decoding: str = "ar",
-    window: int = 16,
+    decoding: str | None = None,
+    window: int | None = None,
     seed: int | None = None,
     generator: Generators = None,
     callback: Callback | None = None,
 ) -> Tensor:
     """Resample the tokens where keep is False; the others come back unchanged. -> (B, h, w).
 
-    Raster order means a resampled token sees only the tokens before it. With candidates > 1, each
+    Every sampling setting left None is the model's recommendation for editing (model.recommended).
+    Raster order means a resampled token sees only the tokens before it. With particles > 1, each
     round runs that many fills per image side by side as particles (particles.py): every kept token
     weighs the fills by how likely the model finds it after them, and the image keeps the fill with
     the best weight plus a share of its own likelihood under the prompt (particles.pick). `passes`
-    rounds of candidates keep the best fill of all by the same score. Where no kept token
+    rounds of particles keep the best fill of all by the same score. Where no kept token
     follows the hole (variations, outpainting at the end) there is nothing to weigh fills by, and one
     fill is drawn. decoding, window, seed and generator as generate takes them."""
     where = "inpaint"
     _check_grid(model, codes, keep, where)
-    if candidates < 1 or passes < 1:
-        raise ValueError(f"{where}: candidates and passes must be >= 1, got {candidates} and {passes}")
-    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p, decoding, window)
+    opts = resolve(
+        model, "edit", cfg_scale=cfg_scale, cfg_interval=cfg_interval, cfg_schedule=cfg_schedule,
+        temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window,
+    )  # fmt: skip
     opts.check(where)
+    K = model.recommended.particles if particles is None else particles
+    for name, value in (("particles", K), ("passes", passes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}: {name} must be an integer >= 1, got {value!r}")
     c = model.condition(cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
     if c.batch != codes.shape[0]:
         raise ValueError(f"{where}: cond has batch {c.batch} but codes has {codes.shape[0]} images")
@@ -131,15 +136,13 @@ def inpaint(
     if bool(kmask.all()):
         return codes.clone()
     after_hole = (~kmask).cumsum(1).gt(0) & kmask  # kept tokens after an image's first free one
-    if (candidates == 1 and passes == 1) or not bool(after_hole.any()):
+    if (K == 1 and passes == 1) or not bool(after_hole.any()):
         return run_sampler(model, c, opts, known=known, keep=kmask, generator=generator, callback=callback).view(
             B, g, g
         )
     rounds = _Rounds(callback, passes)
     picked = [
-        pick(
-            *particle_fills(model, c, opts, known, kmask, candidates, generator=generator, callback=rounds.for_pass(p))
-        )
+        pick(*particle_fills(model, c, opts, known, kmask, K, generator=generator, callback=rounds.for_pass(p)))
         for p in range(passes)
     ]  # each (fill (B, N), score (B,))
     fills, scores = torch.stack([f for f, _ in picked]), torch.stack([s for _, s in picked])  # (P, B, N), (P, B)

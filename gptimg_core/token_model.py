@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from .settings import Recommended
+
 
 @dataclass
 class Condition:
@@ -78,6 +80,7 @@ class TokenModel(Protocol):
     grid: int
     vocab_size: int
     device: torch.device
+    recommended: Recommended  # what every setting left None stands for
 
     def condition(
         self,

@@ -204,12 +204,14 @@ class SamplingProgress:
     At every token: raise InterruptProcessingException if the user interrupted (ComfyUI's check).
     Progress bar: at most every BAR_INTERVAL_S, with a live preview when a VQ is given (palette map
     or real decode, as the PreviewScheduler allows within 10% of the sampling time). Websocket
-    event STATS_EVENT {node, done, total, tokens_per_s, eta_s, finished}: every STATS_INTERVAL_S and
+    event STATS_EVENT {node, done, total, tokens_per_s, eta_s, finished, settings}: every STATS_INTERVAL_S and
     at the end. Use as a context manager so the final event is sent however sampling ends.
     """
 
-    def __init__(self, node_id: str | None, total: int, grid: tuple[int, int], vq: GPTImgVQ | None = None) -> None:
-        self.node_id, self.total, self.grid, self.vq = node_id, total, grid, vq
+    def __init__(
+        self, node_id: str | None, total: int, grid: tuple[int, int], vq: GPTImgVQ | None = None, settings: str = ""
+    ) -> None:
+        self.node_id, self.total, self.grid, self.vq, self.settings = node_id, total, grid, vq, settings
         self.bar = comfy.utils.ProgressBar(total, node_id=node_id)
         self.start = time.perf_counter()
         self.last_bar = self.last_stats = -1.0
@@ -266,6 +268,7 @@ class SamplingProgress:
                 "tokens_per_s": round(rate, 2),
                 "eta_s": round(eta, 2),
                 "finished": finished,
+                "settings": self.settings,
             },
         )
 

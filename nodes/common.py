@@ -1,5 +1,5 @@
 """Shared by the node modules: layout conversions at the ComfyUI boundary, checks that name the node
-and input, and the sampling widgets every generating node has."""
+and input, and the model/condition/token sockets."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from comfy_api.latest import io
 from torch import Tensor
 
 from ..gptimg_core import GPTConfig, to_uint8
-from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 from .types import COND, MODEL, TOKENS, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
-_T2I, _C2I = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]  # for the tooltips
-_INPAINT = BUILTIN_INPAINT_SAMPLING["t2i"]
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
 
 
@@ -176,80 +173,5 @@ def negative_input() -> io.Input:
     )
 
 
-def seed_input() -> io.Input:
-    return io.Int.Input(
-        "seed",
-        default=0,
-        min=0,
-        max=SEED_MAX,
-        control_after_generate=True,
-        tooltip="Random seed: the same seed and settings give the same tokens.",
-    )
-
-
-def cfg_input() -> io.Input:
-    return io.Float.Input(
-        "cfg",
-        default=4.0,
-        min=1.0,
-        max=30.0,
-        step=0.1,
-        tooltip="Classifier-free guidance scale: higher follows the condition more closely; 1.0 switches guidance off. "
-        f"4.0 is LlamaGen's default; the built-in t2i model draws best at {_T2I['cfg_scale']}, the built-in c2i at "
-        f"{_C2I['cfg_scale']}.",
-    )
-
-
-def temperature_input(inpainting: bool = False) -> io.Input:
-    """The temperature widget; `inpainting` adds the built-in t2i's inpainting temperature to its tooltip."""
-    tip = (
-        "Sampling temperature: below 1 is more conservative, above 1 more varied; 0 is greedy. "
-        f"The built-in t2i model draws best at {_T2I['temperature']}, the built-in c2i at {_C2I['temperature']}."
-    )
-    if inpainting:
-        tip += f" To inpaint with candidates > 1, the built-in t2i draws best at {_INPAINT['temperature']}."
-    return io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01, tooltip=tip)
-
-
-def top_k_input() -> io.Input:
-    return io.Int.Input(
-        "top_k",
-        default=0,
-        min=0,
-        max=1 << 20,
-        tooltip="Sample only among the k most likely tokens; 0 = off, 1 = greedy. The built-in t2i model draws best "
-        f"at {_T2I['top_k']}, the built-in c2i at {_C2I['top_k']}.",
-    )
-
-
-def top_p_input() -> io.Input:
-    return io.Float.Input(
-        "top_p",
-        default=1.0,
-        min=0.01,
-        max=1.0,
-        step=0.01,
-        tooltip="Nucleus sampling: sample among the most likely tokens holding this much probability; 1.0 = off.",
-    )
-
-
-def candidates_input() -> io.Input:
-    """The sampler's draws-per-image widget; optional, so API prompts saved before it existed still run."""
-    return io.Int.Input(
-        "candidates",
-        default=1,
-        min=1,
-        max=64,
-        optional=True,
-        tooltip="Draws per image, run side by side; each image keeps the one the model finds likeliest under the "
-        f"prompt. 1 = a plain draw. The built-in models: t2i {_T2I['candidates']}, c2i {_C2I['candidates']}.",
-    )
-
-
 def tokens_output(tooltip: str) -> io.Output:
     return io.Custom(TOKENS).Output(display_name="tokens", tooltip=tooltip)
-
-
-def generator(seed: int) -> torch.Generator:
-    """A CPU generator (same draws on every device)."""
-    return torch.Generator().manual_seed(int(seed))

@@ -2,64 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch.nn.functional as F
 from comfy_api.latest import io, ui
 from torch import Tensor
 
-from ..gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
-from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING
-from ..gptimg_core.editing import PARTICLES
-from . import comfy_adapter as adapter
+from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
+from . import sampling_part
 from .common import (
     NodeInputError,
-    cfg_input,
     check_choices,
-    check_condition,
     check_mask,
     check_tokens_fit,
     core_errors,
-    generator,
     model_input,
     negative_input,
     positive_input,
-    seed_input,
-    temperature_input,
     tokens_input,
     tokens_output,
-    top_k_input,
-    top_p_input,
 )
-from .types import GPTImgCond, GPTImgModel, GPTImgTokens, condition_kwargs
-
-
-def _sample(
-    node: type[io.ComfyNode],
-    model: GPTImgModel,
-    positive: GPTImgCond,
-    negative: GPTImgCond | None,
-    batch: int,
-    edit: Callable[..., Tensor],
-    *args: Any,
-    **kwargs: Any,
-) -> Tensor:
-    """Check the conditions, load the model, run edit(gpt, *args, **condition, **kwargs) with progress -> codes."""
-    check_condition(node.NAME, "positive", model, positive)
-    if negative is not None:
-        check_condition(node.NAME, "negative", model, negative)
-    adapter.ready(model.managed)
-    g = model.cfg.grid
-    with adapter.SamplingProgress(node.hidden.unique_id, model.cfg.block_size, (g, g)) as progress:
-        with core_errors(node.NAME, "sampling settings"):
-            cond = condition_kwargs(positive, negative, batch)
-            return edit(model.gpt, *args, **cond, **kwargs, callback=progress).cpu()
-
-
-def sampling(seed: int, cfg: float, temperature: float, top_k: int, top_p: float) -> dict[str, Any]:
-    """The core's sampling keywords for the shared widgets (the generator seeded from `seed`)."""
-    return dict(cfg_scale=cfg, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator(seed))
+from .sampling_part import Chosen, auto_count, decoding_inputs, particles_input, sampling_inputs
+from .types import GPTImgCond, GPTImgModel, GPTImgTokens
 
 
 def mask_modes() -> list[io.Input]:
@@ -97,10 +59,6 @@ def grid_info(mask: Tensor, ds: int) -> dict:
     }
 
 
-def sampling_inputs(inpainting: bool = False) -> list[io.Input]:
-    return [seed_input(), cfg_input(), temperature_input(inpainting), top_k_input(), top_p_input()]
-
-
 class TokenInpaint(io.ComfyNode):
     NAME = "Token Inpaint"
 
@@ -118,32 +76,26 @@ class TokenInpaint(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Where to repaint (1 = repaint), the size of the tokens' image."),
                 positive_input(),
                 negative_input(),
-                *sampling_inputs(inpainting=True),
+                *sampling_inputs(),
                 *mask_modes(),
-                io.Int.Input(
-                    "candidates",
-                    default=PARTICLES,
-                    min=1,
-                    max=64,
-                    tooltip="Fills run side by side (particles) per pass, weighed by the kept tokens; the best is kept. "
-                    f"The built-in t2i draws best with {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']}.",
-                ),
+                particles_input(),
                 io.Int.Input(
                     "passes",
                     default=1,
                     min=1,
                     max=16,
-                    tooltip="Rounds of candidates (the same fills as more candidates, in less memory); the best fill of all "
+                    tooltip="Rounds of particles (the same fills as more particles, in less memory); the best fill of all "
                     "rounds is kept.",
                 ),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("The tokens with the masked part repainted.")],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, mask_mode: str) -> bool | str:
-        return check_choices(cls, mask_mode=mask_mode)
+    def validate_inputs(cls, mask_mode: str, decoding: str = "ar") -> bool | str:
+        return check_choices(cls, mask_mode=mask_mode, decoding=decoding)
 
     @classmethod
     def execute(
@@ -163,6 +115,8 @@ class TokenInpaint(io.ComfyNode):
         candidates: int,
         passes: int,
         negative: GPTImgCond | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h, w = tokens.grid
@@ -175,10 +129,10 @@ class TokenInpaint(io.ComfyNode):
         with core_errors(cls.NAME, "mask"):
             redo = pixel_mask_to_tokens(m, ds, mode=mask_mode, threshold=threshold, grow=grow)
         keep = ~redo.expand(tokens.batch, h, w)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        codes = _sample(
-            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep,
-            candidates=candidates, passes=passes, **settings,
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        codes = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, task="edit",
+            particles=auto_count(candidates), passes=passes, **chosen,
         )  # fmt: skip
         shown = {**ui.PreviewMask(m[:1], cls=cls).as_dict(), "gptimg_grid": [grid_info(m[0], ds)]}
         return io.NodeOutput(tokens.with_codes(codes), ui=shown)
@@ -221,6 +175,7 @@ class Outpaint(io.ComfyNode):
                     "left", default=0, min=-64, max=64, tooltip="Column (in tokens) of the placed grid's left edge."
                 ),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("A full grid: the placed tokens unchanged, the rest generated.")],
             hidden=[io.Hidden.unique_id],
@@ -240,6 +195,8 @@ class Outpaint(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens, exact_grid=False)
         g, (h, w) = model.cfg.grid, tokens.grid
@@ -250,10 +207,11 @@ class Outpaint(io.ComfyNode):
                 f"places the {h}x{w} tokens at ({top}, {left}), entirely outside the model's {g}x{g} grid; "
                 f"use top in {-h + 1}..{g - 1} and left in {-w + 1}..{g - 1}",
             )
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        codes = _sample(
-            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, top=top, left=left, **settings
-        )
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        codes = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, task="edit", top=top, left=left,
+            **chosen,
+        )  # fmt: skip
         return io.NodeOutput(tokens.with_codes(codes))
 
 
@@ -277,6 +235,7 @@ class Variations(io.ComfyNode):
                 ),
                 io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Variations per input image."),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("batch_size variations of each input image (in input order).")],
             hidden=[io.Hidden.unique_id],
@@ -296,6 +255,8 @@ class Variations(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h = tokens.grid[0]
@@ -303,8 +264,10 @@ class Variations(io.ComfyNode):
             raise NodeInputError(cls.NAME, "keep_rows", f"is {keep_rows} but the grid has {h} rows; use 0..{h}")
         codes = tokens.codes.repeat_interleave(batch_size, 0)  # (B * n, h, w)
         keep = variation_keep(tuple(codes.shape), keep_rows)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        out = _sample(cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, **settings)
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        out = sampling_part.run(
+            cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, task="edit", **chosen
+        )
         return io.NodeOutput(tokens.with_codes(out))
 
 
@@ -332,6 +295,7 @@ class Img2Img(io.ComfyNode):
                     tooltip="Fraction of tokens to regenerate: 0 keeps the image, 1 regenerates it all.",
                 ),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("The tokens with a random `strength` fraction regenerated.")],
             hidden=[io.Hidden.unique_id],
@@ -350,9 +314,13 @@ class Img2Img(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=settings["generator"])
-        out = _sample(cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, **settings)
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=image_generators(seed, tokens.batch))
+        out = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, task="edit", **chosen
+        )
         return io.NodeOutput(tokens.with_codes(out))

@@ -58,11 +58,11 @@ class GPTImgModel:
         params = sum(p.numel() for p in self.gpt.parameters())
         if isinstance(self.gpt, JanusModel):
             dtype = str(self.gpt.dtype).removeprefix("torch.")
-            r = self.gpt.recommended
             return (
                 f"{self.name}: Janus-Pro image generator, {params / 1e6:.0f}M parameters (understanding encoder not "
-                f"loaded); {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; recommended cfg {r['cfg_scale']}, "
-                f"temperature {r['temperature']}, top_k {r['top_k']}; {dtype}, {self.managed.describe_device()}"
+                f"loaded); {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; {dtype}, "
+                f"{self.managed.describe_device()}. Recommended (what a sampling widget at -1 uses): "
+                f"{self.gpt.recommended.describe()}"
             )
         if c.model_type == "c2i":
             names = f", names: {', '.join(self.class_names[:3])}, ..." if self.class_names else ", no class names"
@@ -72,7 +72,8 @@ class GPTImgModel:
         dtype = str(self.gpt.tok_embeddings.weight.dtype).removeprefix("torch.")
         return (
             f"{self.name}: {params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, "
-            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}"
+            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}. "
+            f"Recommended (what a sampling widget at -1 uses): {self.gpt.recommended.describe()}"
         )
 
 

@@ -125,15 +125,15 @@ def test_cli_generates_with_the_builtin_candidates(models, tmp_path):
     assert main([*args, "--out", str(tmp_path / "default.png")]) == 0
     assert main([*args, "--candidates", "1", "--out", str(tmp_path / "one.png")]) == 0
     settings = BUILTIN_SAMPLING["t2i"]
-    assert settings["candidates"] > 1  # otherwise nothing is tested here
+    assert settings["best_of"] > 1  # otherwise nothing is tested here
     feats, mask = models.te.encode([prompt])
     want = {}
-    for k in (settings["candidates"], 1):
+    for k in (settings["best_of"], 1):
         g = torch.Generator().manual_seed(4)
-        codes = generate(models.t2i, feats, cond_mask=mask, generator=g, **{**settings, "candidates": k})
+        codes = generate(models.t2i, feats, cond_mask=mask, generator=g, **{**settings, "best_of": k})
         want[k] = to_uint8(models.vq.decode(codes))[0]
     default, one = (np.asarray(Image.open(tmp_path / f)) for f in ("default.png", "one.png"))
-    assert np.array_equal(default, want[settings["candidates"]])  # no flags: the built-in t2i's candidates
+    assert np.array_equal(default, want[settings["best_of"]])  # no flags: the built-in t2i's candidates
     assert np.array_equal(one, want[1]) and not np.array_equal(default, one)  # the flag overrides them
 
 

@@ -8,11 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
+from gptimg_core import builtin_path, generate, load_gpt, load_text_encoder, load_vq, to_uint8
+from gptimg_core.builtin import BUILTIN_RECOMMENDED
 from gptimg_core.cli import _sampling, main
+from gptimg_core.settings import LLAMAGEN
 from gptimg_core.train.t5_folder import make_t5_folder
 
-from tiny import PARITY
+from tiny import PARITY, parity_gpt
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +74,12 @@ def test_generate_keeps_the_likeliest_of_candidates(models, tmp_path):
     four, one = (np.asarray(Image.open(tmp_path / f)) for f in ("four.png", "one.png"))
     gpt = load_gpt(models / "c2i.safetensors")
     want = {
-        k: to_uint8(load_vq(vq).decode(generate(gpt, torch.tensor([3]), candidates=k, generator=torch.Generator().manual_seed(5))))[0]
+        k: to_uint8(load_vq(vq).decode(generate(gpt, torch.tensor([3]), best_of=k, seed=5)))[0]
         for k in (1, 4)
     }  # fmt: skip
     assert np.array_equal(four, want[4]) and np.array_equal(one, want[1])  # a file's GPT: one draw unless asked
     assert not np.array_equal(four, one)
-    with pytest.raises(SystemExit, match=r"--candidates must be >= 1 \(1 = one draw per image\), got 0"):
+    with pytest.raises(SystemExit, match=r"--best-of must be >= 1 \(1 = one draw per image\), got 0"):
         main(args + ["--candidates", "0", "--out", str(tmp_path / "x.png")])
     assert not (tmp_path / "x.png").exists()
 
@@ -102,7 +104,7 @@ def test_inpaint_from_image_and_mask_files(models, tmp_path):
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (32, 32, 3)
     (tmp_path / "out.png").unlink()
-    with pytest.raises(SystemExit, match=r"--candidates must be >= 1 \(1 = one fill\), got 0"):
+    with pytest.raises(SystemExit, match=r"--particles must be >= 1 \(1 = one fill\), got 0"):
         main(args + ["--candidates", "0"])
     assert not (tmp_path / "out.png").exists()
 
@@ -154,19 +156,35 @@ def test_errors_exit_2_with_a_message(models, tmp_path, capsys):
     assert "the output must be a .safetensors file" in capsys.readouterr().err
 
 
-def test_sampling_defaults_follow_the_model():
-    flags = dict(cfg=None, top_k=None, cfg_interval=-1, cfg_schedule="constant", temperature=None, top_p=1.0, seed=0)
-    for kind in ("t2i", "c2i"):
-        builtin = _sampling(argparse.Namespace(gpt=None, **flags), kind)
-        want = BUILTIN_SAMPLING[kind]
-        assert (builtin["cfg_scale"], builtin["top_k"], builtin["temperature"]) == (
-            want["cfg_scale"], want["top_k"], want["temperature"]
-        )  # fmt: skip
-    assert BUILTIN_SAMPLING["t2i"]["temperature"] != BUILTIN_SAMPLING["c2i"]["temperature"]  # each its own
-    inpainting = _sampling(argparse.Namespace(gpt=None, **flags), "t2i", BUILTIN_INPAINT_SAMPLING)
-    assert inpainting["temperature"] == BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"] == 1.0
-    assert inpainting["cfg_scale"] == BUILTIN_SAMPLING["t2i"]["cfg_scale"]  # only the temperature differs
-    llamagen = _sampling(argparse.Namespace(gpt="c2i_B_256.pt", **flags), "c2i")
-    assert (llamagen["cfg_scale"], llamagen["top_k"], llamagen["temperature"]) == (4.0, 0, 1.0)  # LlamaGen's own
-    given = _sampling(argparse.Namespace(gpt=None, **{**flags, "cfg": 1.0, "top_k": 0, "temperature": 1.0}), "t2i")
-    assert (given["cfg_scale"], given["top_k"], given["temperature"]) == (1.0, 0, 1.0)  # flags win, 0 included
+def test_every_model_carries_its_recommendation_and_unset_flags_leave_it():
+    assert load_gpt(builtin_path("t2i")).recommended == BUILTIN_RECOMMENDED["t2i"]
+    assert load_gpt(builtin_path("c2i")).recommended == BUILTIN_RECOMMENDED["c2i"]
+    assert parity_gpt("c2i").recommended == LLAMAGEN["c2i"]  # a LlamaGen file: LlamaGen's published settings
+    assert parity_gpt("t2i").recommended.options("sample").cfg_scale == 7.5
+    flags = argparse.Namespace(
+        cfg=None,
+        cfg_interval=None,
+        cfg_schedule=None,
+        temperature=None,
+        top_k=0,
+        top_p=None,
+        decoding=None,
+        window=None,
+        seed=4,
+    )
+    chosen = _sampling(flags)
+    assert chosen["top_k"] == 0 and chosen["cfg_scale"] is None and chosen["seed"] == 4  # 0 is a choice, None is not
+    opts = BUILTIN_RECOMMENDED["t2i"].options("sample", **{k: v for k, v in chosen.items() if k != "seed"})
+    assert (opts.top_k, opts.cfg_scale) == (0, BUILTIN_RECOMMENDED["t2i"].sample.cfg_scale)
+
+
+def test_the_cli_and_the_python_api_give_the_same_images(tmp_path):
+    prompt = "a small red circle in the top left on a blue background"
+    out = tmp_path / "x.png"
+    assert main(["generate", "--prompt", prompt, "--seed", "3", "--batch", "2", "--out", str(out)]) == 0
+    gpt, vq = load_gpt(builtin_path("t2i")), load_vq(builtin_path("vq"))
+    te = load_text_encoder(builtin_path("text_encoder"), max_length=gpt.cfg.cls_token_num)
+    feats, mask = te.encode([prompt])
+    for i in range(2):  # image i of the CLI's batch is the API's batch of one with seed 3 + i
+        want = to_uint8(vq.decode(generate(gpt, feats, cond_mask=mask, seed=3 + i)))[0]
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"x-{i}.png").convert("RGB")), want)

@@ -212,7 +212,7 @@ def test_candidates_keep_each_images_likeliest_draw_under_its_condition(kind, cf
     plain = c.conditional()
     loglik = token_logp(gpt, plain.repeat(K), draws).sum(1).view(2, K)  # teacher-forced, no guidance
     assert draws.view(2, K, -1).unique(dim=1).shape[1] > 1  # independent draws, not copies
-    picked = generate(gpt, cond, cond_mask=mask, cfg_scale=cfg, temperature=1.0, candidates=K,
+    picked = generate(gpt, cond, cond_mask=mask, cfg_scale=cfg, temperature=1.0, best_of=K,
                       generator=torch.Generator().manual_seed(3))  # fmt: skip
     assert picked.shape == (2, 4, 4)
     assert torch.equal(picked.view(2, -1), draws.view(2, K, -1)[torch.arange(2), loglik.argmax(1)])
@@ -228,7 +228,7 @@ def test_more_candidates_give_draws_the_model_finds_likelier():
     mean = {}
     for k in (1, 16):
         g = torch.Generator().manual_seed(0)
-        codes = generate(gpt, cond, cfg_scale=1.0, temperature=1.0, candidates=k, generator=g)
+        codes = generate(gpt, cond, cfg_scale=1.0, temperature=1.0, best_of=k, generator=g)
         mean[k] = float(token_logp(gpt, c, codes.view(8, -1)).sum(1).mean())
     assert mean[16] > mean[1] + 1.0, mean
 
@@ -237,7 +237,7 @@ def test_candidates_report_each_images_first_draw_then_the_kept_ones_and_repeat_
     gpt = tiny_gpt("c2i")
     seen = []
     runs = [
-        generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=2.0, cfg_interval=3, candidates=4, generator=torch.Generator().manual_seed(5),
+        generate(gpt, torch.tensor([1, 2, 3]), cfg_scale=2.0, cfg_interval=3, best_of=4, generator=torch.Generator().manual_seed(5),
                  callback=lambda step, total, tokens: seen.append((step, total, tokens.clone())))
         for _ in "ab"
     ]  # fmt: skip
@@ -251,5 +251,5 @@ def test_candidates_report_each_images_first_draw_then_the_kept_ones_and_repeat_
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5])
 def test_bad_candidates_are_named(bad):
-    with pytest.raises(ValueError, match=rf"generate: candidates must be an integer >= 1.*got {bad}"):
-        generate(tiny_gpt("c2i"), torch.tensor([1]), candidates=bad)
+    with pytest.raises(ValueError, match=rf"generate: best_of must be an integer >= 1.*got {bad}"):
+        generate(tiny_gpt("c2i"), torch.tensor([1]), best_of=bad)

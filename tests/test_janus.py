@@ -101,13 +101,13 @@ def test_sampling_reproducible_per_seed(odd):
 
 
 def test_candidates_and_callbacks(odd):
-    """best-of candidates, progress callbacks and cancelling from a callback go through the same interface."""
+    """best-of draws, progress callbacks and cancelling from a callback go through the same interface."""
     _, model, te = odd
     ids, mask = te.encode(PROMPTS[:2])
     N = model.grid**2
     steps = []
     out = generate(
-        model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, candidates=3,
+        model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, best_of=3,
         callback=lambda step, total, tokens: steps.append((step, total, tokens.shape)),
     )  # fmt: skip
     assert out.shape == (2, model.grid, model.grid) and steps[-1] == (N, N, (2, N))
@@ -122,7 +122,7 @@ def test_candidates_and_callbacks(odd):
 
     with pytest.raises(Stop):
         generate(model, ids, cond_mask=mask, seed=4, callback=stop)
-    again = generate(model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, candidates=3)
+    again = generate(model, ids, cond_mask=mask, cfg_scale=5.0, top_k=8, seed=4, best_of=3)
     assert torch.equal(again, out)  # nothing left behind by the cancelled run
 
 
@@ -133,9 +133,9 @@ def test_inpaint_outpaint_keep_every_kept_token(odd):
     codes = generate(model, ids, cond_mask=mask, cfg_scale=3.0, top_k=4, seed=1)
     keep = torch.ones(2, g, g, dtype=torch.bool)
     keep[:, 1:3, 1:4] = False
-    for candidates, decoding in ((1, "ar"), (3, "ar"), (1, "sjd")):
+    for particles, decoding in ((1, "ar"), (3, "ar"), (1, "sjd")):
         out = inpaint(
-            model, codes, keep, ids, cond_mask=mask, cfg_scale=3.0, top_k=4, seed=2, candidates=candidates,
+            model, codes, keep, ids, cond_mask=mask, cfg_scale=3.0, top_k=4, seed=2, particles=particles,
             decoding=decoding, window=3,
         )  # fmt: skip
         assert torch.equal(out[keep], codes[keep])
@@ -222,9 +222,18 @@ def test_half_precision_loads_and_samples(built, name):
     assert out.shape == (1, model.grid, model.grid) and int(out.max()) < model.vocab_size
 
 
+def built_folder(odd) -> Path:
+    return odd[0]
+
+
 def test_recommended_settings_come_from_the_folder(odd):
     _, model, _ = odd
-    assert model.recommended == {"cfg_scale": 5.0, "temperature": 1.0, "top_k": 50, "top_p": 1.0}
+    s = model.recommended.sample
+    assert (s.cfg_scale, s.temperature, s.top_k, s.top_p) == (5.0, 1.0, 50, 1.0) and model.recommended.best_of == 1
+    ids, mask = load_text_encoder(built_folder(odd)).encode(PROMPTS[:1])
+    # settings left None are the model's: the same image as the recommendation spelled out
+    spelled = generate(model, ids, cond_mask=mask, cfg_scale=5.0, temperature=1.0, top_k=50, top_p=1.0, seed=2)
+    assert torch.equal(generate(model, ids, cond_mask=mask, seed=2), spelled)
 
 
 def test_cli_generates_from_a_janus_folder(built, tmp_path, capsys):
@@ -242,7 +251,7 @@ def test_cli_generates_from_a_janus_folder(built, tmp_path, capsys):
     Image.fromarray(pixels).save(mask)
     fixed = tmp_path / "inpainted.png"
     args = ["inpaint", "--gpt", str(folder), "--prompt", "a cat", "--image", str(out), "--mask", str(mask)]
-    assert cli_main([*args, "--candidates", "2", "--out", str(fixed)]) == 0 and fixed.is_file()
+    assert cli_main([*args, "--particles", "2", "--out", str(fixed)]) == 0 and fixed.is_file()
 
 
 def model_grid(folder: Path) -> int:

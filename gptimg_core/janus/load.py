@@ -14,6 +14,8 @@ import time
 
 import torch
 
+from ..sampling import SamplingOptions
+from ..settings import Recommended
 from .folder import (
     JanusFolderError,
     assign_strict,
@@ -66,10 +68,11 @@ def load_janus_model(
             f"{where}: {str(folder)!r} is a Janus folder with {heads} heads and a {side}x{side} grid (its config.json), "
             f"but n_head={n_head} and grid={grid} were asked for; leave them unset"
         )
-    recommended = dict(
+    sample = SamplingOptions(
         cfg_scale=float(gen.guidance_scale or 5.0), temperature=float(gen.temperature or 1.0),
         top_k=int(gen.top_k if gen.top_k is not None else DEFAULT_TOP_K), top_p=float(gen.top_p or 1.0),
     )  # fmt: skip
+    recommended = Recommended(sample)
     ids = dict(
         pad_id=int(gen.pad_token_id), bos_id=int(gen.bos_token_id), boi_id=int(gen.generation_kwargs["boi_token_id"])
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from ..settings import Recommended
 from ..token_model import Condition
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class JanusModel(nn.Module):
 
     kind = "t2i"
 
-    def __init__(self, config: JanusConfig, *, pad_id: int, bos_id: int, boi_id: int, recommended: dict) -> None:
+    def __init__(self, config: JanusConfig, *, pad_id: int, bos_id: int, boi_id: int, recommended: Recommended) -> None:
         from transformers import AutoModel
         from transformers.models.janus.modeling_janus import JanusVQVAEAlignerMLP, JanusVQVAEHead
 
@@ -48,7 +49,7 @@ class JanusModel(nn.Module):
         self.vocab_size = int(vq.num_embeddings)
         self.text_vocab = int(config.text_config.vocab_size)
         self.pad_id, self.bos_id, self.boi_id = pad_id, bos_id, boi_id
-        self.recommended = dict(recommended)  # SamplingOptions fields, from generation_config.json
+        self.recommended = recommended  # from generation_config.json (load.py)
 
     @property
     def device(self) -> torch.device:

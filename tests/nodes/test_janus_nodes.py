@@ -53,8 +53,8 @@ def test_sampler_and_inpaint_are_thin_wrappers(comfy, janus):
     (tokens,), _ = comfy.run("GPTImgSampler", model=model, positive=cond, vq=vq, **settings)
     direct = comfy.core().generate(
         model.gpt, cond.cond.expand(2, -1), cond_mask=cond.mask.expand(2, -1), uncond=cond.uncond.expand(2, -1),
-        uncond_mask=cond.uncond_mask.expand(2, -1), cfg_scale=5.0, top_k=8,
-        generator=torch.Generator().manual_seed(SAMPLING["seed"]),
+        uncond_mask=cond.uncond_mask.expand(2, -1), cfg_scale=5.0, temperature=1.0, top_k=8, top_p=1.0,
+        seed=SAMPLING["seed"],
     )  # fmt: skip
     assert tokens.codes.shape == (2, 5, 5) and torch.equal(tokens.codes, direct)
     (image,), _ = comfy.run("GPTImgVQDecode", vq=vq, tokens=tokens)

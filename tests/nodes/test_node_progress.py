@@ -57,7 +57,8 @@ def test_sampling_stats_event(comfy, loaded, cond, recorder, progress):
     events = recorder.named("gptimg.sampling_stats")
     assert events and events[-1]["finished"] is True and events[-1]["done"] == events[-1]["total"] == 64
     for e in events:
-        assert set(e) == {"node", "done", "total", "tokens_per_s", "eta_s", "finished"}
+        assert set(e) == {"node", "done", "total", "tokens_per_s", "eta_s", "finished", "settings"}
+        assert e["settings"].startswith("cfg ")  # the values the run used, in words
         assert e["node"] == "42" and isinstance(e["done"], int) and isinstance(e["tokens_per_s"], float)
         assert e["eta_s"] >= 0
     editing = recorder.events.clear()
