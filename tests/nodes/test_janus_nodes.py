@@ -77,7 +77,7 @@ def test_a_t5_encoder_with_janus_is_refused(comfy, janus, loaded):
         comfy.run("GPTImgEncodePrompt", text_encoder=loaded["te"], model=model, prompt="a dog", negative_prompt="")
 
 
-def test_previews_and_interrupt_while_sampling(comfy, janus, progress):
+def test_progress_and_interrupt_while_sampling(comfy, janus, progress):
     (model,), _ = janus["model"]
     (vq,), _ = janus["vq"]
     (te,), _ = janus["te"]
@@ -88,7 +88,9 @@ def test_previews_and_interrupt_while_sampling(comfy, janus, progress):
         return comfy.run("GPTImgSampler", "5", model=model, positive=cond, vq=vq, **settings)[0][0]
 
     expected = run()
-    assert progress.updates[-1][:2] == (25, 25) and progress.previews()  # 5x5 tokens, live previews
+    # 5x5 tokens; whether a preview fits the 10% time budget on so short a run depends on timing:
+    # test_janus_server.py checks live previews on a 24x24 grid
+    assert progress.updates[-1][:2] == (25, 25)
     seen = []
 
     def interrupt_once(value: int, total: int) -> None:
