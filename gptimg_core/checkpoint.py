@@ -21,6 +21,8 @@ from .builtin import BUILTIN_RECOMMENDED, is_builtin
 from .checks import all_finite, check_int
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
+from .janus import JanusModel, JanusVQ, load_janus_model, load_janus_vq
+from .janus.folder import check_folder
 from .vq import VQModel
 
 log = logging.getLogger(__name__)
@@ -351,13 +353,18 @@ def load_gpt(
     dtype: torch.dtype = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
-) -> GPT:
-    """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors) in eval mode.
+) -> GPT | JanusModel:
+    """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
+    A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come
+    from its config).
     """
     p = Path(path)
+    if p.is_dir():
+        check_folder(p, "load_gpt")
+        return load_janus_model(p, device=device, dtype=dtype, n_head=n_head, grid=grid)
     sd, meta = read_state_dict(p, "load_gpt")
     gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
     if is_builtin(p):
@@ -393,9 +400,12 @@ def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: s
     return model.eval()
 
 
-def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel:
-    """Load a LlamaGen VQ tokenizer checkpoint (fp32) in eval mode."""
+def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | JanusVQ:
+    """Load a LlamaGen VQ tokenizer checkpoint, or the VQ of a Janus-Pro folder, (fp32) in eval mode."""
     p = Path(path)
+    if p.is_dir():
+        check_folder(p, "load_vq")
+        return load_janus_vq(p, device=device)
     sd, meta = read_state_dict(p, "load_vq")
     return vq_from_state_dict(sd, meta, where="load_vq", name=p.name).to(device)
 

@@ -19,6 +19,7 @@ from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
+from .janus import is_janus_folder
 from .labels import class_names_for, resolve_class, stored_class_names
 from .sampling import DECODINGS, SamplingOptions
 from .settings import LLAMAGEN
@@ -142,14 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, n_head=a.n_head, grid=a.grid)
-    vq = load_vq(a.vq or builtin_path("vq"), device=a.device)
-    if vq.codebook_size != gpt.cfg.vocab_size:
-        raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.cfg.vocab_size}")
+    own = a.gpt if is_janus_folder(a.gpt or "") else None  # a Janus folder holds its own VQ and tokenizer
+    vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
+    if vq.codebook_size != gpt.vocab_size:
+        raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.vocab_size}")
     return gpt, vq
 
 
 def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
-    if gpt.cfg.model_type == "c2i":
+    if gpt.kind == "c2i":
         if a.class_id is None:
             raise CliError("this GPT is class-conditional: pass --class-id")
         n = gpt.cfg.num_classes
@@ -160,9 +162,12 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
         return {"cond": torch.full((batch,), cid, dtype=torch.long)}
     if not a.prompt or not a.prompt.strip():
         raise CliError("this GPT is text-conditional: pass a non-empty --prompt")
-    te = load_text_encoder(
-        a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
-    )
+    if is_janus_folder(a.gpt or ""):
+        te = load_text_encoder(a.text_encoder or a.gpt)
+    else:
+        te = load_text_encoder(
+            a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
+        )
     te = te.to(a.device)
     feats, mask = te.encode([a.prompt] * batch)
     out = {"cond": feats, "cond_mask": mask}
@@ -250,7 +255,7 @@ def cmd_inpaint(a: argparse.Namespace) -> None:
         raise CliError(
             f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
-    side = gpt.cfg.grid * vq.downsample
+    side = gpt.grid * vq.downsample
     if image.shape[:2] != (side, side):
         raise CliError(f"the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images")
     codes = vq.encode(from_uint8(image))

@@ -19,6 +19,8 @@ from .checks import all_finite
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, T5EncoderModel
 
+    from .janus import JanusPromptEncoder
+
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
@@ -114,9 +116,9 @@ def load_text_encoder(
     max_length: int = 120,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> TextEncoder:
-    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120).
-    Weights holding NaN or inf are refused with the tensor named."""
+) -> TextEncoder | JanusPromptEncoder:
+    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120); for a
+    Janus-Pro folder its prompt encoder (max_length and dtype do not apply)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TextEncoderError(
             f"load_text_encoder: path must be a folder path (str or os.PathLike), got {type(path).__name__}; "
@@ -130,6 +132,10 @@ def load_text_encoder(
         raise TextEncoderError(
             f"load_text_encoder: dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}"
         )
+    from .janus import is_janus_folder, load_janus_prompt_encoder
+
+    if is_janus_folder(path):  # Janus embeds its prompt ids itself: its "encoder" is the tokenizer + chat template
+        return load_janus_prompt_encoder(path).to(device)
     folder = _check_folder(path)
 
     from transformers import AutoTokenizer, T5EncoderModel

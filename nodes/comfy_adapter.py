@@ -113,11 +113,37 @@ def checkpoint_path(folder: str, name: str) -> Path:
     return Path(folder_paths.get_full_path_or_raise(folder, name))
 
 
-def _is_t5_folder(config: Path) -> bool:
+def _model_type(config: Path) -> str | None:
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "t5"
-    except (OSError, ValueError, AttributeError):  # unreadable or not a JSON object: not a T5 folder
-        return False
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):  # unreadable or not a JSON object: no model folder
+        return None
+
+
+def _is_t5_folder(config: Path) -> bool:
+    return _model_type(config) == "t5"
+
+
+def _hf_folders(roots: list[Path], model_types: tuple[str, ...]) -> dict[str, Path]:
+    """Folders up to two levels below roots whose config.json has one of model_types: {name: path}; the first
+    root wins a name."""
+    found: dict[str, Path] = {}
+    for root in roots:
+        for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
+            name = config.parent.relative_to(root).as_posix()
+            if name not in found and _model_type(config) in model_types:
+                found[name] = config.parent
+    return found
+
+
+def janus_folders() -> dict[str, Path]:
+    """Hugging Face Janus-Pro folders (config.json model_type "janus") up to two levels below models/gptimg."""
+    roots = (
+        [Path(p) for p in folder_paths.get_folder_paths(GPT_FOLDER)]
+        if GPT_FOLDER in folder_paths.folder_names_and_paths
+        else []
+    )
+    return _hf_folders(roots, ("janus",))
 
 
 def _text_encoder_roots() -> list[Path]:
@@ -129,15 +155,10 @@ def _text_encoder_roots() -> list[Path]:
 
 
 def text_encoder_folders() -> dict[str, Path]:
-    """T5 folders (holding a config.json with model_type "t5") up to two levels below the text_encoders
-    and gptimg folders: {name relative to its root: path}; the first root wins a name."""
-    found: dict[str, Path] = {}
-    for root in _text_encoder_roots():
-        for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
-            name = config.parent.relative_to(root).as_posix()
-            if name not in found and _is_t5_folder(config):
-                found[name] = config.parent
-    return found
+    """T5 folders and Janus folders (config.json model_type "t5" or "janus": a Janus folder holds its own
+    tokenizer) up to two levels below the text_encoders and gptimg folders: {name relative to its root: path};
+    the first root wins a name."""
+    return _hf_folders(_text_encoder_roots(), ("t5", "janus"))
 
 
 # ---- devices and model management ------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from comfy_api.v0_0_2 import io
 from torch import Tensor
 
-from ..gptimg_core import to_uint8
+from ..gptimg_core import GPTConfig, to_uint8
 from .types import COND, MODEL, TOKENS, VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
@@ -118,6 +118,10 @@ def check_condition(node: str, name: str, model: GPTImgModel, cond: GPTImgCond) 
         raise NodeInputError(
             node, name, f"is a {cond.kind} condition but the model is {c.model_type}; {fix} with this model"
         )
+    if not isinstance(c, GPTConfig):  # another family (Janus) checks its own conditions
+        with core_errors(node, name):
+            model.gpt.condition(cond.cond, cond.mask, None, None, guided=False, where="the condition")
+        return
     if c.model_type == "t2i" and tuple(cond.cond.shape[1:]) != (c.cls_token_num, c.caption_dim):
         raise NodeInputError(
             node,

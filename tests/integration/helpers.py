@@ -27,8 +27,12 @@ WORKFLOW_NAMES = (
     "vq_round_trip",
     "llamagen_t2i",
     "llamagen_c2i",
+    "janus_pro_t2i",
+    "janus_pro_inpainting",
 )
-OFFICIAL = ("llamagen_",)  # workflows that need LlamaGen's official files, absent in tests
+# workflows that need official files (LlamaGen's, a Janus-Pro folder), absent here (test_janus_server.py runs the
+# Janus-Pro ones on a tiny random folder of the same name)
+OFFICIAL = ("llamagen_", "janus_pro_")
 BUILTIN_SIZE = (64, 64)  # the built-in model draws 8x8 tokens with VQ-8
 # Share of a workflow's images the shapes checker must accept (trained built-in weights only).
 CHECKER_MIN_PASS_RATE = 0.75  # of a workflow's images must have the asked colours (background and objects)

@@ -19,12 +19,16 @@ WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 SAVED = Path(__file__).resolve().parents[1] / "fixtures" / "saved_workflows"  # as users saved them before
 NAMES = [
     "text_to_image", "class_to_image", "inpainting", "outpainting", "variations", "img2img", "vq_round_trip",
-    "llamagen_t2i", "llamagen_c2i",
+    "llamagen_t2i", "llamagen_c2i", "janus_pro_t2i", "janus_pro_inpainting",
 ]  # fmt: skip
-BUILTIN = [n for n in NAMES if not n.startswith("llamagen")]
-# The official files the LlamaGen graphs name (documented in their notes; never shipped, never downloaded).
-OFFICIAL = {"ckpt_name": {"t2i_XL_stage1_256.pt", "c2i_L_384.pt", "c2i_B_256.pt"},
-            "vq_name": {"vq_ds16_t2i.pt", "vq_ds16_c2i.pt"}, "encoder_name": {"flan-t5-xl"}}  # fmt: skip
+OFFICIAL_GRAPHS = ("llamagen", "janus_pro")  # graphs that name files the user downloads
+JANUS = "Janus-Pro-1B"  # a Hugging Face folder in models/gptimg
+BUILTIN = [n for n in NAMES if not n.startswith(OFFICIAL_GRAPHS)]
+# The official files the LlamaGen and Janus-Pro graphs name (documented in their notes; never shipped, never
+# downloaded). A Janus-Pro folder is the model, the VQ and the text encoder at once.
+OFFICIAL = {"ckpt_name": {"t2i_XL_stage1_256.pt", "c2i_L_384.pt", "c2i_B_256.pt", "Janus-Pro-1B"},
+            "vq_name": {"vq_ds16_t2i.pt", "vq_ds16_c2i.pt", "Janus-Pro-1B"},
+            "encoder_name": {"flan-t5-xl", "Janus-Pro-1B"}}  # fmt: skip
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # drawn by the front end, never sent to the server
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -39,6 +43,16 @@ def load_api(name: str, root: Path = WORKFLOWS) -> dict:
 
 
 ROOTS = [pytest.param(WORKFLOWS, id="shipped"), pytest.param(SAVED, id="saved-0.1")]
+
+
+def cases(names: list[str]) -> list:
+    """(name, root) for every shipped workflow and every saved one (a workflow newer than 0.1 has none saved)."""
+    return [
+        pytest.param(name, root.values[0], id=f"{name}-{root.id}")
+        for name in names
+        for root in ROOTS
+        if (root.values[0] / f"{name}.json").is_file()
+    ]
 
 
 def inputs_of(info: dict) -> list[tuple[str, Any, dict, bool]]:
@@ -84,7 +98,7 @@ def check_value(workflow: str, name: str, kind: Any, options: dict, value: Any) 
     if kind in ("INT", "FLOAT"):
         assert options.get("min", value) <= value <= options.get("max", value), f"{where} out of range"
     choices = kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
-    if choices is not None and not (workflow.startswith("llamagen") and value in OFFICIAL.get(name, ())):
+    if choices is not None and not (workflow.startswith(OFFICIAL_GRAPHS) and value in OFFICIAL.get(name, ())):
         assert value in choices, f"{where} not among {choices}"
 
 
@@ -135,8 +149,7 @@ def test_no_workflow_makes_the_front_end_reach_out():
         assert "models" not in ui and all("models" not in n.get("properties", {}) for n in ui["nodes"]), name
 
 
-@pytest.mark.parametrize("root", ROOTS)
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("name", "root"), cases(NAMES))
 def test_ui_workflow_fits_the_node_schemas(comfy, name, root):
     ui = load_ui(name, root)
     assert ui["version"] == 0.4 and isinstance(ui["groups"], list) and isinstance(ui["extra"], dict)
@@ -180,22 +193,24 @@ def test_ui_layout_is_readable(name):
             assert not overlap, f"{name}: nodes at {(x, y)} and {(x2, y2)} overlap"
 
 
-@pytest.mark.parametrize("root", ROOTS)
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("name", "root"), cases(NAMES))
 def test_api_file_mirrors_the_ui_graph(comfy, name, root):
     assert load_api(name, root) == to_api(comfy, load_ui(name, root))
 
 
 @pytest.fixture(scope="module")
 def official_stand_ins(comfy, tmp_path_factory):
-    """Empty files and a bare T5 folder under the documented official names, so the combos list them."""
+    """Empty files, a bare T5 folder and a bare Janus folder under the documented official names, so the combos
+    list them."""
     root = tmp_path_factory.mktemp("official")
     fp = comfy.folder_paths
     for folder, names in (("gptimg", OFFICIAL["ckpt_name"]), ("gptimg_vq", OFFICIAL["vq_name"])):
         (root / folder).mkdir()
-        for file in names:
+        for file in names - {JANUS}:
             (root / folder / file).write_bytes(b"")
         fp.add_model_folder_path(folder, str(root / folder))
+    (root / "gptimg" / JANUS).mkdir()
+    (root / "gptimg" / JANUS / "config.json").write_text(json.dumps({"model_type": "janus"}))
     (root / "text_encoders" / "flan-t5-xl").mkdir(parents=True)
     (root / "text_encoders" / "flan-t5-xl" / "config.json").write_text(json.dumps({"model_type": "t5"}))
     fp.add_model_folder_path("text_encoders", str(root / "text_encoders"))
@@ -204,8 +219,7 @@ def official_stand_ins(comfy, tmp_path_factory):
         fp.folder_names_and_paths[folder][0].remove(str(root / folder))
 
 
-@pytest.mark.parametrize("root", ROOTS)
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("name", "root"), cases(NAMES))
 def test_comfyui_validates_the_api_file(comfy, official_stand_ins, name, root):
     import asyncio
 
@@ -215,8 +229,7 @@ def test_comfyui_validates_the_api_file(comfy, official_stand_ins, name, root):
     assert outputs
 
 
-@pytest.mark.parametrize("root", ROOTS)
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize(("name", "root"), cases(BUILTIN))
 def test_builtin_workflow_runs_headless(comfy, name, root):
     history = comfy.run_prompt(load_api(name, root), Recorder())
     assert history["success"], history["messages"]
