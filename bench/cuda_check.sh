@@ -13,6 +13,6 @@ for dtype in $dtypes; do
   python3 bench/decode_speed.py --device cuda --dtype "$dtype"
 done
 for dtype in $dtypes; do
-  python3 -m gptimg_core.eval --device cuda --dtype "$dtype" --json "$out/eval_cuda_$dtype.json"
+  python3 -m gptimg_core.builtin.eval --device cuda --dtype "$dtype" --json "$out/eval_cuda_$dtype.json"
 done
 time python3 -m gptimg_core generate --device cuda --prompt "a red circle on a blue background" --out "$out/cuda.png"

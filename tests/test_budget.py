@@ -2,8 +2,8 @@
 
 import pytest
 
-from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.budget import RESERVE, Budget, StageCost, StepClock, stage_costs
+from gptimg_core.builtin.train.__main__ import main as train_main
+from gptimg_core.builtin.train.budget import RESERVE, Budget, StageCost, StepClock, stage_costs
 
 
 class Clock:

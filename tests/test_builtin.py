@@ -1,5 +1,5 @@
 """The shipped built-in model: its files, the README's main job, and how well it follows prompts on a
-small sample (the full evaluation is `python -m gptimg_core.eval`; its numbers are in the model card)."""
+small sample (the full evaluation is `python -m gptimg_core.builtin.eval`; its numbers are in the model card)."""
 
 import json
 import os
@@ -14,11 +14,11 @@ from PIL import Image
 
 from gptimg_core import BUILTIN_DIR, inpaint, load_gpt, load_text_encoder, load_vq, pixel_mask_to_tokens
 from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
+from gptimg_core.builtin.eval import eval_binding, eval_class, eval_inpaint, eval_text, load_builtin
+from gptimg_core.builtin.shapes import place, render
+from gptimg_core.builtin.shapes.world import ObjectSpec, SceneSpec
 from gptimg_core.cli import main
-from gptimg_core.eval import eval_binding, eval_class, eval_inpaint, eval_text, load_builtin
 from gptimg_core.images import from_uint8, to_uint8
-from gptimg_core.shapes import place, render
-from gptimg_core.shapes.world import ObjectSpec, SceneSpec
 
 # Floors a little below what this sample scores with the shipped weights (fixed seeds, but not bit-identical
 # across CPUs): they catch a broken model or sampler (untrained weights score 0 everywhere). The sample's scores,
@@ -138,7 +138,7 @@ def test_cli_generates_with_the_builtin_candidates(models, tmp_path):
 
 
 def test_readme_python_example_runs(tmp_path):
-    text = (BUILTIN_DIR.parents[1] / "README.md").read_text()
+    text = (BUILTIN_DIR.parents[2] / "README.md").read_text()
     block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     script = tmp_path / "readme_python_api.py"  # run as a file, not exec'd (the registry's lint bans exec)
     script.write_text(block)

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from gptimg_core.builtin import builtin_path
+from gptimg_core.builtin.shapes.world import COLOUR_NAMES, COLOURS
+from gptimg_core.builtin.train.canonical import canonical_codes, canonicalize, flat_colours
+from gptimg_core.builtin.train.data import text_batch
+from gptimg_core.builtin.train.train_gpt import tokenize_scenes
 from gptimg_core.checkpoint import load_vq
 from gptimg_core.images import from_uint8, to_uint8
-from gptimg_core.shapes.world import COLOUR_NAMES, COLOURS
-from gptimg_core.train.canonical import canonical_codes, canonicalize, flat_colours
-from gptimg_core.train.data import text_batch
-from gptimg_core.train.train_gpt import tokenize_scenes
 
 BLUE, RED = COLOUR_NAMES.index("blue"), COLOUR_NAMES.index("red")
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from gptimg_core import builtin_path, generate, load_gpt, load_text_encoder, load_vq, to_uint8
 from gptimg_core.builtin import BUILTIN_RECOMMENDED
+from gptimg_core.builtin.train.t5_folder import make_t5_folder
 from gptimg_core.cli import _sampling, main
 from gptimg_core.settings import LLAMAGEN
-from gptimg_core.train.t5_folder import make_t5_folder
 
 from tiny import PARITY, parity_gpt
 

@@ -96,7 +96,7 @@ def test_without_kept_tokens_after_the_hole_one_fill_is_drawn():
 
 
 def test_token_logp_is_the_training_loss_per_token():
-    from gptimg_core.train.train_gpt import token_loss
+    from gptimg_core.builtin.train.train_gpt import token_loss
 
     gpt = tiny_gpt("t2i")
     feats, mask = caption(2, [2, 4])

@@ -1,4 +1,4 @@
-"""The evaluation command (`python -m gptimg_core.eval`): its options and its report."""
+"""The evaluation command (`python -m gptimg_core.builtin.eval`): its options and its report."""
 
 import copy
 import json
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gptimg_core.builtin import BUILTIN_SAMPLING
-from gptimg_core.eval import DEV_SETS, EVAL_SAMPLING, Tally, load_builtin, main, parse_sampling
+from gptimg_core.builtin.eval import DEV_SETS, EVAL_SAMPLING, Tally, load_builtin, main, parse_sampling
 
 
 def test_sampling_overrides_change_one_setting_of_a_copy():

@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gptimg_core.builtin.shapes.world import COLOUR_NAMES
+from gptimg_core.builtin.train.canonical import flat_colours
+from gptimg_core.builtin.train.data import text_batch
+from gptimg_core.builtin.train.train_vq import VQRecipe, _restart_dead, quantize, train_vq
 from gptimg_core.config import VQConfig
-from gptimg_core.shapes.world import COLOUR_NAMES
-from gptimg_core.train.canonical import flat_colours
-from gptimg_core.train.data import text_batch
-from gptimg_core.train.train_vq import VQRecipe, _restart_dead, quantize, train_vq
 from gptimg_core.vq import VQModel
 
 # downsample 8, as the built-in VQ

@@ -25,7 +25,7 @@ from gptimg_core import (
     place_tokens,
     variation_keep,
 )
-from gptimg_core.train.t5_folder import make_t5_folder
+from gptimg_core.builtin.train.t5_folder import make_t5_folder
 
 from tiny import tiny_gpt
 

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gptimg_core import CheckpointError, generate, load_gpt, load_vq, save_model
+from gptimg_core.builtin.train.t5_folder import make_t5_folder
 from gptimg_core.checkpoint import MAX_GRID, read_state_dict
 from gptimg_core.text_encoder import TextEncoderError, load_text_encoder
-from gptimg_core.train.t5_folder import make_t5_folder
 
 from tiny import PARITY, tiny_gpt
 

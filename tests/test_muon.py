@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from gptimg_core.builtin.train.muon import Muon, hidden_matrices, orthogonalize
+from gptimg_core.builtin.train.train_gpt import GPTRecipe, TokenPool, _optimizers, train_c2i
 from gptimg_core.config import GPTConfig
 from gptimg_core.gpt import GPT
-from gptimg_core.train.muon import Muon, hidden_matrices, orthogonalize
-from gptimg_core.train.train_gpt import GPTRecipe, TokenPool, _optimizers, train_c2i
 
 
 @pytest.mark.parametrize("shape", [(64, 16), (16, 64), (3, 48, 32)])

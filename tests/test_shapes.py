@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from gptimg_core.shapes import (
+from gptimg_core.builtin.shapes import (
     CLASS_NAMES,
     COLOUR_NAMES,
     COLOURS,
@@ -35,7 +35,7 @@ from gptimg_core.shapes import (
     sample_spec,
     shape_polygon,
 )
-from gptimg_core.shapes.world import JITTER, POSITION_CENTRES, SIZE_SIDE, VALID_TRIPLES, boxes_overlap
+from gptimg_core.builtin.shapes.world import JITTER, POSITION_CENTRES, SIZE_SIDE, VALID_TRIPLES, boxes_overlap
 
 N_SCENES = 300
 

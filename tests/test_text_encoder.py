@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5EncoderModel
 
+from gptimg_core.builtin.train.t5_folder import make_t5_folder
 from gptimg_core.text_encoder import MAX_PROMPT_CHARS, TextEncoderError, left_pad, load_text_encoder
-from gptimg_core.train.t5_folder import make_t5_folder
 
 WORDS = [
     "a",

@@ -1,4 +1,4 @@
-"""Pieces of the built-in model's training recipe (the whole recipe is `python -m gptimg_core.train`)."""
+"""Pieces of the built-in model's training recipe (the whole recipe is `python -m gptimg_core.builtin.train`)."""
 
 import json
 from dataclasses import replace
@@ -9,19 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from gptimg_core.builtin import builtin_path
-from gptimg_core.checkpoint import load_gpt, load_vq
-from gptimg_core.config import GPTConfig, VQConfig
-from gptimg_core.editing import pixel_mask_to_tokens
-from gptimg_core.gpt import GPT
-from gptimg_core.images import from_uint8, to_uint8
-from gptimg_core.shapes import analyze, render
-from gptimg_core.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
-from gptimg_core.text_encoder import load_text_encoder
-from gptimg_core.train.__main__ import main as train_main
-from gptimg_core.train.data import mixed_tokenizer_batch, object_boxes, text_batch, text_scenes, tokenizer_batch
-from gptimg_core.train.precision import cpu_autocast, native_bf16
-from gptimg_core.train.t5_folder import make_t5_folder
-from gptimg_core.train.train_gpt import (
+from gptimg_core.builtin.shapes import analyze, render
+from gptimg_core.builtin.shapes.world import COLOURS, ObjectSpec, PlacedObject, Scene, SceneSpec, in_reading_order
+from gptimg_core.builtin.train.__main__ import main as train_main
+from gptimg_core.builtin.train.data import mixed_tokenizer_batch, object_boxes, text_batch, text_scenes, tokenizer_batch
+from gptimg_core.builtin.train.precision import cpu_autocast, native_bf16
+from gptimg_core.builtin.train.t5_folder import make_t5_folder
+from gptimg_core.builtin.train.train_gpt import (
     GPTRecipe,
     TokenPool,
     _fast_math,
@@ -35,7 +29,13 @@ from gptimg_core.train.train_gpt import (
     train_t2i,
     transfer_weights,
 )
-from gptimg_core.train.train_vq import VQRecipe, pixel_weights, quantize, train_vq
+from gptimg_core.builtin.train.train_vq import VQRecipe, pixel_weights, quantize, train_vq
+from gptimg_core.checkpoint import load_gpt, load_vq
+from gptimg_core.config import GPTConfig, VQConfig
+from gptimg_core.editing import pixel_mask_to_tokens
+from gptimg_core.gpt import GPT
+from gptimg_core.images import from_uint8, to_uint8
+from gptimg_core.text_encoder import load_text_encoder
 from gptimg_core.vq import VQModel
 
 

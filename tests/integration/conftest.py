@@ -11,7 +11,7 @@ from tests.comfy.provision import ensure_comfyui
 from tests.comfy.server import REPO_ROOT, ComfyClient, comfy_server
 from tests.integration.helpers import artifacts_dir
 
-BUILTIN = REPO_ROOT / "gptimg_core" / "builtin"
+BUILTIN = REPO_ROOT / "gptimg_core" / "builtin" / "weights"
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gptimg_core.shapes import analyze, check, parse_prompt
+from gptimg_core.builtin.shapes import analyze, check, parse_prompt
 from tests.comfy.server import REPO_ROOT, ComfyClient
 
 WORKFLOWS = REPO_ROOT / "workflows"
 API_DIR = WORKFLOWS / "api"
-METRICS = REPO_ROOT / "gptimg_core" / "builtin" / "training_metrics.json"
+METRICS = REPO_ROOT / "gptimg_core" / "builtin" / "weights" / "training_metrics.json"
 # The workflow set the pack promises (workflows/<name>.json, api/<name>_api.json, <name>.jpg).
 WORKFLOW_NAMES = (
     "text_to_image",

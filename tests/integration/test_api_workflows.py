@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gptimg_core.shapes import CLASS_NAMES
+from gptimg_core.builtin.shapes import CLASS_NAMES
 from tests.comfy.server import ComfyClient, PromptRejected
 from tests.integration.helpers import (
     API_DIR,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gptimg_core import builtin_path, generate, load_gpt, load_text_encoder, load_vq, to_uint8
+from gptimg_core.builtin.shapes import place, render, sample_spec
 from gptimg_core.images import from_uint8
 from gptimg_core.preview import (
     GREY,
@@ -20,7 +21,6 @@ from gptimg_core.preview import (
     render_palette,
     tile,
 )
-from gptimg_core.shapes import place, render, sample_spec
 
 
 class LinearColourVQ:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..images import from_uint8
+from ...images import from_uint8
 from ..shapes.world import COLOUR_NAMES, COLOURS
 
 

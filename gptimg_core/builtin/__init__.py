@@ -1,13 +1,18 @@
-"""Where the shipped built-in model lives (trained by `python -m gptimg_core.train`, see its MODEL_CARD.md)."""
+"""The built-in model (shapes world): where its shipped weights live and how it samples best.
+
+Everything about it lives in this package: its world (shapes/), training (train/, `python -m
+gptimg_core.builtin.train`), evaluation (eval.py), weights (weights/) and MODEL_CARD.md. The runtime library
+only loads weights from here; importing this module imports none of the rest.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .sampling import SamplingOptions
-from .settings import Recommended
+from ..sampling import SamplingOptions
+from ..settings import Recommended
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_NAME = "builtin"  # how loaders and nodes name it next to files
 # The built-in GPTs' settings, each picked on the dev sets (`eval --dev`), never on the evaluation's seeds;
 # the sweeps behind each value are in MODEL_CARD.md (Evaluation) and docs/training-notes.md.
@@ -52,6 +57,6 @@ def builtin_path(part: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"builtin_path: the built-in {part} is missing at {path}; reinstall the pack, or train it with "
-            f"`python -m gptimg_core.train` (see gptimg_core/builtin/MODEL_CARD.md)"
+            f"`python -m gptimg_core.builtin.train` (see gptimg_core/builtin/MODEL_CARD.md)"
         )
     return path

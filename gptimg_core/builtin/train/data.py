@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..images import from_uint8
+from ...images import from_uint8
 from ..shapes import describe, place, render, sample_class_spec, sample_spec
 from ..shapes.world import (
     COLOUR_NAMES,

@@ -1,4 +1,4 @@
-"""Fit the recipe into a wall-clock budget: `python -m gptimg_core.train --minutes 90`.
+"""Fit the recipe into a wall-clock budget: `python -m gptimg_core.builtin.train --minutes 90`.
 
 Fixed step counts cannot promise a finishing time: on the same 2-core machine the recipe's step times
 vary from day to day by up to twice (docs/training-notes.md, "Time"). So a pilot runs the whole pipeline at a small scale first and measures each stage here: the seconds

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..config import GPTConfig
-from ..gpt import GPT, attention_mask
+from ...config import GPTConfig
+from ...gpt import GPT, attention_mask
+from ...text_encoder import TextEncoder
+from ...vq import VQModel
 from ..shapes import describe
-from ..text_encoder import TextEncoder
-from ..vq import VQModel
 from .budget import StepClock
 from .canonical import canonical_codes, canonicalize, flat_colours
 from .data import class_batch, object_boxes, render_scenes, text_scenes

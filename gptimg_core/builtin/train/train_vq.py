@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import VQConfig
+from ...config import VQConfig
+from ...vq import VQModel
 from ..shapes.world import COLOUR_NAMES
-from ..vq import VQModel
 from .budget import StepClock
 from .canonical import flat_colours
 from .data import mixed_tokenizer_batch, text_batch

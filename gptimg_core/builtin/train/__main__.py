@@ -1,4 +1,4 @@
-"""The built-in model's whole recipe: `python -m gptimg_core.train --out gptimg_core/builtin`.
+"""The built-in model's whole recipe: `python -m gptimg_core.builtin.train --out gptimg_core/builtin/weights`.
 
 VQ tokenizer (each flat palette colour quantised to its own code, train_vq.py's flat_codes) ->
 tokenised scene pools (targets with canonical flat tokens, canonical.py) -> t2i GPT + tiny T5 (jointly)
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_vq, save_model
-from ..config import GPTConfig, VQConfig
+from ...checkpoint import load_vq, save_model
+from ...config import GPTConfig, VQConfig
+from ...text_encoder import load_text_encoder
 from ..shapes.world import CLASS_NAMES, COLOUR_NAMES, HELD_OUT_TRIPLES
-from ..text_encoder import load_text_encoder
 from .budget import Budget, stage_costs
 from .data import vocabulary
 from .t5_folder import make_t5_folder, save_t5_folder
 from .train_gpt import GPTRecipe, tokenize_scenes, train_c2i, train_t2i
 from .train_vq import VQRecipe, train_vq
 
-log = logging.getLogger("gptimg_core.train")
+log = logging.getLogger("gptimg_core.builtin.train")
 
 VQ_CONFIG = VQConfig(
     ch=32, ch_mult=(1, 1, 2, 2), enc_res_blocks=1, dec_res_blocks=2, z_channels=32,
@@ -181,7 +181,7 @@ def plan_budget(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gptimg_core.train", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core.builtin.train", description=__doc__)
     ap.add_argument("--out", required=True, help="output folder (gptimg_core/builtin to replace the shipped model)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every step count (0.01 for a smoke run)")

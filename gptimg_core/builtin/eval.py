@@ -1,4 +1,4 @@
-"""Does the built-in model follow its prompts? `python -m gptimg_core.eval [--n 1000]`.
+"""Does the built-in model follow its prompts? `python -m gptimg_core.builtin.eval [--n 1000]`.
 
 Generates from random prompts of every form (seen and held-out colour/shape/background triples),
 class ids, and inpainting edits, reads each image back with the shapes checker and prints the rates.
@@ -21,18 +21,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
-from .checkpoint import DTYPES, load_gpt, load_vq
-from .conditioning import prepare_condition
-from .editing import inpaint, pixel_mask_to_tokens, token_logp
-from .generate import generate
-from .gpt import GPT
-from .images import from_uint8, to_uint8
+from ..checkpoint import DTYPES, load_gpt, load_vq
+from ..conditioning import prepare_condition
+from ..editing import inpaint, pixel_mask_to_tokens, token_logp
+from ..generate import generate
+from ..gpt import GPT
+from ..images import from_uint8, to_uint8
+from ..text_encoder import TextEncoder, load_text_encoder
+from ..vq import VQModel
+from . import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
 from .shapes import analyze, check, describe, place, render, sample_spec
 from .shapes.world import CLASS_NAMES, COLOUR_NAMES, SHAPES, ObjectSpec, SceneSpec, in_reading_order
-from .text_encoder import TextEncoder, load_text_encoder
 from .train.canonical import canonical_codes, canonicalize, flat_colours
-from .vq import VQModel
 
 # Development sets: (prompts or cases, seed) per part, disjoint from the evaluation's seeds (1234..1238).
 DEV_SETS = {
@@ -284,7 +284,7 @@ def parse_sampling(items: list[str], sampling: dict[str, dict[str, float]]) -> d
 
 @torch.no_grad()  # not set_grad_enabled(False): a caller's grad mode comes back on return
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gptimg_core.eval", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core.builtin.eval", description=__doc__)
     # Large enough that each targeted rate's interval can tell the targets apart (docs/training-notes.md).
     ap.add_argument("--n", type=int, default=1000, help="text prompts (class ids and inpaint cases scale with it)")
     ap.add_argument("--seed", type=int, default=1234)
