@@ -88,9 +88,10 @@ def replay(req: Request, tokens: Tensor, observe: Observer, chunk: int = 64) -> 
 def run(req: Request, callback: Callback | None = None, observe: Observer | None = None) -> Tensor:
     """Sample req's tokens (B, N) with the decoder req.opts.decoding names."""
     from .decode_ar import decode_ar
+    from .decode_jacobi import decode_jacobi
     from .decode_sjd import decode_sjd
 
-    decoders = {"ar": decode_ar, "sjd": decode_sjd}
+    decoders = {"ar": decode_ar, "sjd": decode_sjd, "jacobi": decode_jacobi}
     with torch.no_grad(), decode_attention(req.model.device):
         return decoders[req.opts.decoding](req, callback, observe)
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .checks import check_choice, check_float, check_int
 
-DECODINGS = ("ar", "sjd")
+DECODINGS = ("ar", "sjd", "jacobi")
 
 # Guidance past this overflows fp32 logits into inf - inf = NaN (LlamaGen's models are run at 1.5 to 10).
 MAX_CFG = 1000.0
@@ -29,8 +29,10 @@ class SamplingOptions:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    decoding: str = "ar"  # "ar": one token per forward pass; "sjd": speculative Jacobi decoding (decode_sjd.py)
-    window: int = 16  # SJD's drafted tokens per pass
+    # "ar": one token per forward pass; "sjd": speculative Jacobi decoding (decode_sjd.py); "jacobi": the same
+    # with every position's noise drawn first, giving ar's tokens for the same seed (decode_jacobi.py)
+    decoding: str = "ar"
+    window: int = 16  # drafted tokens per pass (sjd, jacobi)
 
     def check(self, where: str) -> None:
         """Raise a TypeError/ValueError naming `where` and the bad argument (bools, non-finite numbers included)."""

@@ -118,7 +118,8 @@ def decoding_inputs() -> list[io.Input]:
             default="ar",
             optional=True,
             tooltip="ar: one token per model pass. sjd: speculative Jacobi decoding, several tokens per pass with "
-            "the same distribution of images (a different image for the same seed).",
+            "the same distribution of images (a different image for the same seed). jacobi: several tokens per "
+            "pass and ar's own image for the same seed.",
         ),
         io.Int.Input(
             "window", default=16, min=1, max=256, optional=True, tooltip="SJD: drafted tokens checked per pass."

@@ -157,6 +157,50 @@ def test_sjd_progress_counts_accepted_tokens_and_a_raising_callback_cancels():
 def test_decoding_and_window_are_checked():
     gpt = tiny_gpt("c2i")
     with pytest.raises(ValueError, match="generate: decoding must be one of"):
-        generate(gpt, torch.tensor([1]), decoding="jacobi")
+        generate(gpt, torch.tensor([1]), decoding="beam")
     with pytest.raises(ValueError, match="generate: window must be an integer >= 1"):
         generate(gpt, torch.tensor([1]), decoding="sjd", window=0)
+
+
+@pytest.mark.parametrize(
+    "kind,kw",
+    [
+        ("c2i", dict(cfg_scale=3.0, temperature=1.0, top_k=0)),
+        ("c2i", dict(cfg_scale=1.0, temperature=0.8, top_k=5, top_p=0.9)),
+        ("t2i", dict(cfg_scale=2.0, cfg_interval=6, cfg_schedule="linear", temperature=1.2)),
+        ("c2i", dict(cfg_scale=2.0, top_k=1)),
+    ],
+)
+@pytest.mark.parametrize("window", [1, 3, 16])
+def test_jacobi_decoding_gives_the_plain_samplers_tokens_for_the_same_seed(kind, kw, window):
+    gpt = tiny_gpt(kind)
+    cond, mask = (torch.tensor([1, 2, 3]), None) if kind == "c2i" else caption(3, [2, 5, 6])
+    plain = generate(gpt, cond, cond_mask=mask, seed=4, best_of=2, **kw)
+    fast = generate(gpt, cond, cond_mask=mask, seed=4, best_of=2, decoding="jacobi", window=window, **kw)
+    assert torch.equal(fast, plain)
+    shared = dict(generator=torch.Generator().manual_seed(9), **kw)  # one generator for the batch: the same
+    assert torch.equal(
+        generate(gpt, cond, cond_mask=mask, decoding="jacobi", window=window, **shared),
+        generate(gpt, cond, cond_mask=mask, **{**shared, "generator": torch.Generator().manual_seed(9)}),
+    )
+
+
+def test_jacobi_inpainting_keeps_tokens_and_matches_the_plain_sampler():
+    gpt = tiny_gpt("t2i")
+    feats, mask = caption(2, [3, 6])
+    codes = torch.randint(0, 64, (2, 4, 4), generator=torch.Generator().manual_seed(0))
+    keep = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1)) > 0.4
+    kw = dict(cond_mask=mask, cfg_scale=2.0, temperature=1.0, particles=3, seed=5)
+    out = inpaint(gpt, codes, keep, feats, decoding="jacobi", window=4, **kw)
+    assert torch.equal(out[keep], codes[keep]) and torch.equal(out, inpaint(gpt, codes, keep, feats, **kw))
+
+
+def test_jacobi_needs_fewer_passes_when_drafts_are_good():
+    gpt = tiny_gpt("c2i")
+    with torch.no_grad():
+        gpt.tok_embeddings.weight.zero_()  # only positions matter: one pass settles a whole window
+    cond = gpt.condition(torch.tensor([5]), None, None, None, guided=True, where="test")
+    opts = SamplingOptions(3.0, temperature=1.0, decoding="jacobi", window=8)
+    req = Request(gpt, cond, opts, Draws(torch.Generator().manual_seed(0), 1))
+    run(req)
+    assert req.passes <= 5  # prefill, one pass to fix each fresh window's first draft and one to accept it
