@@ -22,7 +22,7 @@ from .common import (
     tokens_input,
     tokens_output,
 )
-from .sampling_part import FLOORS, Chosen, auto_count, decoding_inputs, particles_input, sampling_inputs
+from .sampling_part import FLOORS, Chosen, SamplingNode, auto_count, decoding_inputs, particles_input, sampling_inputs
 from .types import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
@@ -61,7 +61,7 @@ def grid_info(mask: Tensor, ds: int) -> dict:
     }
 
 
-class TokenInpaint(io.ComfyNode):
+class TokenInpaint(SamplingNode):
     NAME = "Token Inpaint"
 
     @classmethod
@@ -170,7 +170,7 @@ def _infer_downsample(node: str, mask: Tensor, grid: tuple[int, int]) -> int:
     return H // h
 
 
-class Outpaint(io.ComfyNode):
+class Outpaint(SamplingNode):
     NAME = "Outpaint / Extend Canvas"
 
     @classmethod
@@ -198,20 +198,6 @@ class Outpaint(io.ComfyNode):
             ],
             outputs=[tokens_output("A full grid: the placed tokens unchanged, the rest generated.")],
             hidden=[io.Hidden.unique_id],
-        )
-
-    @classmethod
-    def validate_inputs(
-        cls,
-        cfg: float | None,
-        temperature: float | None,
-        top_k: int | None,
-        top_p: float | None,
-        decoding: str | None = None,
-        window: int | None = None,
-    ) -> bool | str:
-        return check_widgets(
-            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -249,7 +235,7 @@ class Outpaint(io.ComfyNode):
         return io.NodeOutput(tokens.with_codes(codes))
 
 
-class Variations(io.ComfyNode):
+class Variations(SamplingNode):
     NAME = "Variations"
 
     @classmethod
@@ -274,20 +260,6 @@ class Variations(io.ComfyNode):
             ],
             outputs=[tokens_output("batch_size variations of each input image (in input order).")],
             hidden=[io.Hidden.unique_id],
-        )
-
-    @classmethod
-    def validate_inputs(
-        cls,
-        cfg: float | None,
-        temperature: float | None,
-        top_k: int | None,
-        top_p: float | None,
-        decoding: str | None = None,
-        window: int | None = None,
-    ) -> bool | str:
-        return check_widgets(
-            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -321,7 +293,7 @@ class Variations(io.ComfyNode):
         return io.NodeOutput(tokens.with_codes(out))
 
 
-class Img2Img(io.ComfyNode):
+class Img2Img(SamplingNode):
     NAME = "Token img2img"
 
     @classmethod

@@ -8,11 +8,11 @@ from ..gptimg_core import generate
 from . import comfy_adapter as adapter
 from . import sampling_part
 from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
-from .sampling_part import FLOORS, Chosen, auto_count, best_of_input, decoding_inputs, seed_input
+from .sampling_part import FLOORS, Chosen, SamplingNode, auto_count, best_of_input, decoding_inputs, seed_input
 from .types import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
-class Sampler(io.ComfyNode):
+class Sampler(SamplingNode):
     NAME = "Autoregressive Sampler"
 
     @classmethod

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..gptimg_core.sampling import DECODINGS
 from . import comfy_adapter as adapter
-from .common import SEED_MAX, check_condition, check_vq_fits, core_errors
+from .common import SEED_MAX, check_condition, check_vq_fits, check_widgets, core_errors
 from .types import GPTImgCond, GPTImgModel, GPTImgVQ, condition_kwargs
 
 AUTO = -1
@@ -130,6 +130,25 @@ def decoding_inputs() -> list[io.Input]:
 def sampling_inputs() -> list[io.Input]:
     """seed, cfg, temperature, top_k, top_p: the widgets of every sampling node, in this order."""
     return [seed_input(), cfg_input(), temperature_input(), top_k_input(), top_p_input()]
+
+
+class SamplingNode(io.ComfyNode):
+    """A node with the shared sampling widgets: validate_inputs refuses non-finite and out-of-range values of
+    them at queue time (a node with more widgets to check overrides it, naming them all)."""
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
+        )
 
 
 @dataclass(frozen=True)
