@@ -7,8 +7,8 @@ its fixed point. Each pass feeds every row's window of drafts; from left to righ
 it equals argmax(p / E) under its now-known prefix; the first that differs is replaced by that token, and
 the drafts after it are recomputed from the same pass. The result is the plain sampler's draw for the same
 seed (up to floating-point differences between a window pass and a single step), so its distribution is the
-plain sampler's too. Coupling the noise this way is what MC-SJD-style variants of speculative Jacobi decoding
-do to raise acceptance while staying lossless.
+plain sampler's too. Sharing each position's noise across passes is the Gumbel coupling of MC-SJD (So et al.,
+2025), which raises acceptance over SJD's independent redraws while staying lossless.
 """
 
 from __future__ import annotations
