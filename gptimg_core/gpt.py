@@ -49,8 +49,10 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     rows = x.numel() // x.shape[-1]
     if rows not in STREAM_ROWS:
         return F.linear(x, weight)
-    flat = x.reshape(rows, x.shape[-1])  # (rows, in)
-    return (weight @ flat.T).T.reshape(*x.shape[:-1], weight.shape[0])
+    # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read
+    # the 768x2048 w2 weight 6x slower (docs/performance.md).
+    flat = x.reshape(rows, x.shape[-1]).contiguous()  # (rows, in)
+    return (weight @ flat.T).T.contiguous().reshape(*x.shape[:-1], weight.shape[0])
 
 
 class Linear(nn.Linear):
