@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
+from .quant import cpu_has_native_bf16, quantize_int8
 from .vq import VQModel
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 FORMAT = "gptimg"  # safetensors metadata "format" of files we write
 # The weight precisions loaders take, by the names users pick (node inputs, --dtype flags).
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# GPTs also take weight-only int8 (quant.py): int8 matrices with per-channel scales, bf16 activations.
+GPT_DTYPES = (*DTYPES, "int8")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # Buffers some LlamaGen files carry that are not weights.
 _DROP = re.compile(r"(^|\.)(freqs_cis|causal_mask|kv_cache\.[kv]_cache|codebook_used)$")
@@ -230,18 +233,29 @@ def load_gpt(
     path: str | os.PathLike,
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
 ) -> GPT:
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors) in eval mode.
 
+    dtype: a torch dtype or one of GPT_DTYPES by name; "int8" is weight-only int8 (quant.py).
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
     """
+    if isinstance(dtype, str):
+        if dtype not in GPT_DTYPES:
+            raise ValueError(f"load_gpt: dtype must be a torch dtype or one of {GPT_DTYPES}, got {dtype!r}")
+        dtype = DTYPES.get(dtype, dtype)
+    device = torch.device(device)
+    if dtype in (torch.bfloat16, "int8") and device.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("load_gpt: this CPU has no native bf16 (avx512_bf16/amx); %s runs emulated and slowly", dtype)
     p = Path(path)
     sd, meta = read_state_dict(p, "load_gpt")
-    return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt")
+    if dtype == "int8":
+        return quantize_int8(gpt).to(device)
+    return gpt.to(device=device, dtype=dtype)
 
 
 def _gpt_from_file(
@@ -278,6 +292,8 @@ def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> V
 def save_model(model: GPT | VQModel, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:
     """Write our safetensors: the state dict plus {"format", "kind", "config"} metadata."""
     kind = "gpt" if isinstance(model, GPT) else "vq"
+    if any(v.dtype == torch.int8 for v in model.state_dict().values()):
+        raise CheckpointError("save_model: this model holds int8 weights; save the fp32 model it was loaded from")
     meta = {"format": FORMAT, "kind": kind, "config": model.cfg.to_json(), **(extra or {})}
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = Path(str(path) + ".tmp")
