@@ -11,6 +11,7 @@ bandwidth).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +97,10 @@ def main() -> None:
     torch.manual_seed(0)
     gpt = GPT(cfg).eval().to(device=device, dtype=DTYPES[a.dtype])
     floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth(device, gib=0.01 if a.quick else 1.0)
-    where = f"{a.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    where = (
+        f"{a.threads} threads, OMP_WAIT_POLICY {policy}" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    )
     print(
         f"GPT-{'tiny' if a.quick else a.preset} c2i, {cfg.block_size} tokens, cfg 4 (batch doubled), {a.dtype}, {where}"
     )

@@ -11,6 +11,7 @@ every colour and shape. The built-in model's evaluation rates per precision: `py
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,12 +94,14 @@ def main() -> None:
     prompts = [f"a {c} {s} on a {b} background" for c, b in (("red", "blue"), ("white", "black")) for s in SHAPES]
     prompts = prompts[:2] if a.quick else prompts + [f"a {c} circle" for c in COLOURS]
     agree = agreement(PRECISIONS, prompts)
-    print(f"{'':<6}{'ms/step':>9}{'x fp32':>8}   rounds{'':<18}greedy tokens = fp32  images = fp32 (built-in t2i)")
+    print(f"{'':<6}{'ms/step':>9}{'x fp32':>8}{'greedy tokens = fp32':>22}{'images = fp32':>15}   ms/step by round")
     for n in PRECISIONS:
         rs = " ".join(f"{x:.1f}" for x in ms[n])
         tok, img = agree[n]
-        print(f"{n:<6}{med[n]:>9.1f}{med['fp32'] / med[n]:>8.2f}   {rs:<24}{100 * tok:>6.1f}%{100 * img:>18.1f}%")
-    print(f"({len(prompts)} prompts)")
+        print(f"{n:<6}{med[n]:>9.1f}{med['fp32'] / med[n]:>8.2f}{100 * tok:>21.1f}%{100 * img:>14.1f}%   {rs}")
+    print(
+        f"(agreement: built-in t2i, {len(prompts)} prompts, greedy, its CFG scale; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
     the weights fastest for this many rows (STREAM_ROWS)."""
     # Compiled code (training, with symbolic row counts) leaves the choice to the compiler.
-    if x.device.type != "cpu" or torch.compiler.is_compiling():
+    # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
+    if x.device.type != "cpu" or weight.dtype != torch.float32 or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
     if rows not in STREAM_ROWS:
