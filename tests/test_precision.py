@@ -63,3 +63,11 @@ def test_cpu_has_native_bf16_reads_the_flags():
     assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert cpu_has_native_bf16("flags\t\t: fpu amx_bf16 amx_tile\n")
     assert not cpu_has_native_bf16("flags\t\t: fpu avx2 avx512f\n")
+
+
+def test_eval_takes_int8_gpts_with_a_bf16_text_encoder():
+    from gptimg_core.eval import load_builtin
+    from gptimg_core.quant import is_int8
+
+    m = load_builtin(dtype="int8")
+    assert is_int8(m.t2i) and is_int8(m.c2i) and m.te.dtype == torch.bfloat16
