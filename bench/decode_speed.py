@@ -5,15 +5,20 @@ the same for a baseline (plain `F.linear` layout, as LlamaGen runs) and for the 
 every row count (on a GPU all are F.linear, so both are left out), and the memory-bandwidth floor (weight bytes read per step / measured read
 bandwidth).
 
-    python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16]
+    python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone: the repo root holds gptimg_core
 
 from gptimg_core import GPT, GPTConfig, generate
 from gptimg_core import gpt as gpt_module
@@ -75,16 +80,30 @@ def main() -> None:
     ap.add_argument("--preset", default="B", choices=sorted(GPT_PRESETS))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--quick", action="store_true", help="a tiny model and 16 tokens: checks the script runs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    dim, n_layer, n_head = GPT_PRESETS[a.preset]
-    cfg = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, block_size=256, model_type="c2i", num_classes=1000)
+    dim, n_layer, n_head = (64, 2, 4) if a.quick else GPT_PRESETS[a.preset]
+    cfg = GPTConfig(
+        dim=dim,
+        n_layer=n_layer,
+        n_head=n_head,
+        block_size=16 if a.quick else 256,
+        model_type="c2i",
+        num_classes=1000,
+        vocab_size=512 if a.quick else 16384,
+    )
     torch.manual_seed(0)
     gpt = GPT(cfg).eval().to(device=device, dtype=DTYPES[a.dtype])
-    floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth(device)
-    where = f"{a.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    print(f"GPT-{a.preset} c2i, 256 tokens, cfg 4 (batch doubled), {a.dtype}, {where}")
+    floor_ms = 1000 * weight_bytes_per_step(gpt) / read_bandwidth(device, gib=0.01 if a.quick else 1.0)
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    where = (
+        f"{a.threads} threads, OMP_WAIT_POLICY {policy}" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    )
+    print(
+        f"GPT-{'tiny' if a.quick else a.preset} c2i, {cfg.block_size} tokens, cfg 4 (batch doubled), {a.dtype}, {where}"
+    )
     print(
         f"floor: {weight_bytes_per_step(gpt) / 1e6:.0f} MB of weights per step / measured bandwidth = {floor_ms:.1f} ms/step"
     )

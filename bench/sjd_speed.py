@@ -5,7 +5,7 @@ The built-in t2i and c2i at their recommended settings (the t2i keeps the likeli
 side by side; batch 1), then GPT-B with random weights (LlamaGen's c2i settings), for a few window sizes.
 Prints ratios; the README quotes a run.
 
-    python bench/sjd_speed.py [--images 8] [--windows 4 8 16 32] [--threads 2] [--skip-gpt-b]
+    python bench/sjd_speed.py [--images 8] [--windows 4 8 16 32] [--threads 2] [--skip-gpt-b] [--quick]
 """
 
 from __future__ import annotations
@@ -84,7 +84,10 @@ def main() -> None:
     ap.add_argument("--windows", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-gpt-b", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="one image, one window, no GPT-B: checks the script runs")
     a = ap.parse_args()
+    if a.quick:
+        a.images, a.windows, a.skip_gpt_b = 1, [4], True
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} threads, {a.images} images per setting, batch 1")
     with torch.no_grad():

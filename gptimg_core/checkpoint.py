@@ -23,6 +23,7 @@ from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
 from .janus import JanusModel, JanusVQ, load_janus_model, load_janus_vq
 from .janus.folder import check_folder
+from .quant import cpu_has_native_bf16, quantize_int8
 from .vq import VQModel
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 FORMAT = "gptimg"  # safetensors metadata "format" of files we write
 # The weight precisions loaders take, by the names users pick (node inputs, --dtype flags).
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# GPTs also take weight-only int8 (quant.py): int8 matrices with per-channel scales, bf16 activations.
+GPT_DTYPES = (*DTYPES, "int8")
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # Buffers some LlamaGen files carry that are not weights.
 _DROP = re.compile(r"(^|\.)(freqs_cis|causal_mask|kv_cache\.[kv]_cache|codebook_used)$")
@@ -350,23 +353,34 @@ def load_gpt(
     path: str | os.PathLike,
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
 ) -> GPT | JanusModel:
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
+    dtype: a torch dtype or one of GPT_DTYPES by name; "int8" is weight-only int8 (quant.py).
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
     A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come
     from its config).
     """
+    if isinstance(dtype, str):
+        if dtype not in GPT_DTYPES:
+            raise ValueError(f"load_gpt: dtype must be a torch dtype or one of {GPT_DTYPES}, got {dtype!r}")
+        dtype = DTYPES.get(dtype, dtype)
+    device = torch.device(device)
+    if dtype in (torch.bfloat16, "int8") and device.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("load_gpt: this CPU has no native bf16 (avx512_bf16/amx); %s runs emulated and slowly", dtype)
     p = Path(path)
     if p.is_dir():
         check_folder(p, "load_gpt")
+        if dtype == "int8":
+            raise ValueError(f"load_gpt: int8 weights are for LlamaGen-format GPTs; load {p.name} as bf16 or fp16")
         return load_janus_model(p, device=device, dtype=dtype, n_head=n_head, grid=grid)
     sd, meta = read_state_dict(p, "load_gpt")
-    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt")
+    gpt = quantize_int8(gpt).to(device) if dtype == "int8" else gpt.to(device=device, dtype=dtype)
     if is_builtin(p):
         gpt.recommended = BUILTIN_RECOMMENDED[gpt.kind]
     return gpt
@@ -413,6 +427,8 @@ def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> V
 def save_model(model: GPT | VQModel, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:
     """Write our safetensors: the state dict plus {"format", "kind", "config"} metadata."""
     kind = "gpt" if isinstance(model, GPT) else "vq"
+    if any(v.dtype == torch.int8 for v in model.state_dict().values()):
+        raise CheckpointError("save_model: this model holds int8 weights; save the fp32 model it was loaded from")
     meta = {"format": FORMAT, "kind": kind, "config": model.cfg.to_json(), **(extra or {})}
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = Path(str(path) + ".tmp")

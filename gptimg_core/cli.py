@@ -14,7 +14,16 @@ import numpy as np
 import torch
 
 from .builtin import BUILTIN_RECOMMENDED, builtin_path
-from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
+from .checkpoint import (
+    GPT_DTYPES,
+    CheckpointError,
+    convert,
+    detect_kind,
+    load_gpt,
+    load_vq,
+    model_from_state_dict,
+    read_state_dict,
+)
 from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
@@ -76,6 +85,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=None, help="token grid side (16 for 256px VQ-16, 24 for 384px)")
     p.add_argument("--max-length", type=int, default=None, help="text tokens (default: the GPT's condition length)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=GPT_DTYPES, default="fp32", help="GPT weights; int8: weight-only")
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
@@ -142,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
-    gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, n_head=a.n_head, grid=a.grid)
+    gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, dtype=a.dtype, n_head=a.n_head, grid=a.grid)
     own = a.gpt if is_janus_folder(a.gpt or "") else None  # a Janus folder holds its own VQ and tokenizer
     vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
     if vq.codebook_size != gpt.vocab_size:

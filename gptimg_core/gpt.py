@@ -45,13 +45,16 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
     the weights fastest for this many rows (STREAM_ROWS)."""
     # Compiled code (training, with symbolic row counts) leaves the choice to the compiler.
-    if x.device.type != "cpu" or torch.compiler.is_compiling():
+    # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
+    if x.device.type != "cpu" or weight.dtype != torch.float32 or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
     if rows not in STREAM_ROWS:
         return F.linear(x, weight)
-    flat = x.reshape(rows, x.shape[-1])  # (rows, in)
-    return (weight @ flat.T).T.reshape(*x.shape[:-1], weight.shape[0])
+    # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read
+    # the 768x2048 w2 weight 6x slower (docs/performance.md).
+    flat = x.reshape(rows, x.shape[-1]).contiguous()  # (rows, in)
+    return (weight @ flat.T).T.contiguous().reshape(*x.shape[:-1], weight.shape[0])
 
 
 class Linear(nn.Linear):

@@ -10,7 +10,7 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
-from ..gptimg_core.checkpoint import DTYPES
+from ..gptimg_core.checkpoint import DTYPES, GPT_DTYPES
 from ..gptimg_core.janus import JanusPromptEncoder
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
@@ -86,9 +86,10 @@ class LoadModel(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "dtype",
-                    options=["auto", *DTYPES],
+                    options=["auto", *GPT_DTYPES],
                     default="auto",
-                    tooltip="Weights precision; auto: bf16 (or fp16) on GPUs that support it, fp32 on the CPU.",
+                    tooltip="Weights precision; auto: bf16 (or fp16) on GPUs that support it, fp32 on the CPU. int8: "
+                    "int8 weights with bf16 activations, for CPUs with native bf16 (its price: README, Performance).",
                 ),
                 io.Int.Input(
                     "n_head",
@@ -124,9 +125,9 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
         path = _path(cls.NAME, "ckpt_name", ckpt_name, BUILTIN_GPT, adapter.GPT_FOLDER)
-        if dtype != "auto" and dtype not in DTYPES:
-            raise NodeInputError(cls.NAME, "dtype", f"{dtype!r} is not one of auto, {', '.join(DTYPES)}")
-        torch_dtype = DTYPES.get(dtype) or adapter.auto_dtype("gpt")
+        if dtype != "auto" and dtype not in GPT_DTYPES:
+            raise NodeInputError(cls.NAME, "dtype", f"{dtype!r} is not one of auto, {', '.join(GPT_DTYPES)}")
+        torch_dtype = "int8" if dtype == "int8" else DTYPES.get(dtype) or adapter.auto_dtype("gpt")
         with core_errors(cls.NAME, "ckpt_name"):
             gpt = load_gpt(path, dtype=torch_dtype, n_head=n_head or None, grid=grid or None)
             names = class_names_for(gpt.cfg.num_classes, stored_class_names(path)) if gpt.kind == "c2i" else None

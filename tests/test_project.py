@@ -31,6 +31,17 @@ def test_project_equals_linear_in_either_layout(monkeypatch, rows, stream):
     torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("stream", [range(0), range(1, 17)])
+def test_project_output_is_contiguous_and_takes_transposed_input(monkeypatch, stream):
+    # A transposed output fed to the next product made MKL read that weight 6x slower (docs/performance.md).
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(48, 2, generator=g).T, torch.randn(96, 48, generator=g)  # x (2, 48), strides (1, 2)
+    out = project(x, w)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("stream", [range(1, 17), range(8, 17)])
 def test_project_compiles_with_dynamic_row_counts(monkeypatch, stream):
     # Training compiles the GPT with dynamic shapes; the row count is then symbolic (CI on AMD failed here).

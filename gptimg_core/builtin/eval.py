@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checkpoint import DTYPES, load_gpt, load_vq
+from ..checkpoint import DTYPES, GPT_DTYPES, load_gpt, load_vq
 from ..conditioning import prepare_condition
 from ..editing import inpaint, pixel_mask_to_tokens, token_logp
 from ..generate import generate
@@ -108,16 +108,17 @@ def load_builtin(
     te: str | None = None,
     *,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
 ) -> Models:
-    """The models to evaluate (the built-in ones unless paths are given); the GPTs and the T5 in dtype,
-    the VQ in fp32, as the nodes load them."""
+    """The models to evaluate (the built-in ones unless paths are given); the GPTs and the T5 in dtype
+    (int8: the GPTs' weights, the T5 in bf16), the VQ in fp32, as the nodes load them."""
+    te_dtype = torch.bfloat16 if dtype == "int8" else DTYPES.get(dtype, dtype)
     t2i = load_gpt(gpt_t2i or builtin_path("t2i"), device=device, dtype=dtype)
     return Models(
         t2i=t2i, c2i=load_gpt(gpt_c2i or builtin_path("c2i"), device=device, dtype=dtype),
         vq=load_vq(vq or builtin_path("vq"), device=device),
         te=load_text_encoder(
-            te or builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num, device=device, dtype=dtype
+            te or builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num, device=device, dtype=te_dtype
         ),
     )  # fmt: skip
 
@@ -298,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", help="also write the rates to this file")
     ap.add_argument("--device", default="cpu", help="e.g. cuda")
-    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="of the GPTs and the T5 (the VQ: fp32)")
+    ap.add_argument(
+        "--dtype",
+        choices=GPT_DTYPES,
+        default="fp32",
+        help="of the GPTs and the T5 (the VQ: fp32; int8: the T5 in bf16)",
+    )
     for name in ("gpt-t2i", "gpt-c2i", "vq", "text-encoder"):
         ap.add_argument(f"--{name}", default=None, help="default: the built-in model")
     a = ap.parse_args(argv)
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     t0 = time.perf_counter()
-    m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder, device=a.device, dtype=DTYPES[a.dtype])
+    m = load_builtin(a.gpt_t2i, a.gpt_c2i, a.vq, a.text_encoder, device=a.device, dtype=a.dtype)
     m.sampling = sampling
     parts = {
         "text": eval_text, "class": eval_class, "inpaint": eval_inpaint, "reconstruction": eval_reconstruction,

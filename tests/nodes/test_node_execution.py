@@ -244,3 +244,9 @@ def test_token_mask_preview_tints_the_selected_cells(comfy, loaded, picture):
     (grown,), _ = run("any", 1)
     assert not torch.allclose(grown[:, 18:23, 18:23], image[:, 18:23, 18:23])  # cell (2, 2)
     assert ui["gptimg_grid"][0]["coverage"][0] == pytest.approx(0.3) and ui["images"][0]["filename"]
+
+
+def test_model_loader_offers_int8_weights(comfy):
+    (model,), _ = comfy.run("GPTImgLoadModel", ckpt_name="builtin c2i", dtype="int8", n_head=0, grid=0)
+    ffn = model.gpt.layers[0].feed_forward
+    assert type(ffn.w1).__name__ == "Int8Linear" and ffn.w1.weight.dtype == torch.int8

@@ -129,7 +129,7 @@ def test_every_node_has_search_aliases_passed_where_comfyui_takes_them(comfy, mo
 def test_loader_choices_offer_the_builtin_first(comfy):
     req = lambda n: info(comfy, n)["input"]["required"]  # noqa: E731
     assert req("GPTImgLoadModel")["ckpt_name"][1]["options"][:2] == ["builtin t2i", "builtin c2i"]
-    assert req("GPTImgLoadModel")["dtype"][1]["options"] == ["auto", "fp32", "fp16", "bf16"]
+    assert req("GPTImgLoadModel")["dtype"][1]["options"] == ["auto", "fp32", "fp16", "bf16", "int8"]
     assert req("GPTImgLoadVQ")["vq_name"][1]["options"][0] == "builtin"
     assert req("GPTImgLoadTextEncoder")["encoder_name"][1]["options"][0] == "builtin"
 
