@@ -8,6 +8,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -17,6 +18,9 @@ from torch import Tensor
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
 from .vq import VQModel
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxGPT, OnnxVQ
 
 log = logging.getLogger(__name__)
 
@@ -233,13 +237,18 @@ def load_gpt(
     dtype: torch.dtype = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
-) -> GPT:
+) -> GPT | OnnxGPT:
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors) in eval mode.
 
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
+    A folder that onnx_export wrote loads as its onnxruntime backend (onnx_backend.OnnxGPT) instead.
     """
     p = Path(path)
+    if p.is_dir():
+        from .onnx_backend import load_onnx_gpt
+
+        return load_onnx_gpt(p, device=device, dtype=dtype)
     sd, meta = read_state_dict(p, "load_gpt")
     return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
 
@@ -268,9 +277,14 @@ def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: s
     return model.eval()
 
 
-def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel:
-    """Load a LlamaGen VQ tokenizer checkpoint (fp32) in eval mode."""
+def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | OnnxVQ:
+    """Load a LlamaGen VQ tokenizer checkpoint (fp32) in eval mode; an ONNX export folder loads as
+    onnx_backend.OnnxVQ (same encode/decode)."""
     p = Path(path)
+    if p.is_dir():
+        from .onnx_backend import OnnxVQ
+
+        return OnnxVQ(p, device=device)
     sd, meta = read_state_dict(p, "load_vq")
     return vq_from_state_dict(sd, meta, where="load_vq", name=p.name).to(device)
 

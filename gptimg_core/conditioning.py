@@ -72,8 +72,9 @@ def prepare_condition(
     guided: bool,
     where: str,
 ) -> Condition:
-    """Check the condition and build the batch: [cond; uncond] when guided, else cond alone."""
-    device = gpt.tok_embeddings.weight.device
+    """Check the condition and build the batch: [cond; uncond] when guided, else cond alone. gpt: LlamaGen's
+    GPT, or a model with its cfg, device and null_condition (the ONNX backend, onnx_backend.OnnxGPT)."""
+    device = gpt.device
     if gpt.cfg.model_type == "c2i":
         cond = _check_labels(gpt, cond, "cond", where, allow_null=False)
         if cond_mask is not None or uncond_mask is not None:

@@ -1,0 +1,206 @@
+"""An onnxruntime backend for an export folder (onnx_export.py): a TokenModel (token_model.py) whose
+DecodeState keeps each layer's keys and values as arrays between sessions' runs, and a VQ with the
+VQModel's encode/decode. The decoders run on it unchanged. Needs `onnxruntime` (imported here only).
+
+Tensors cross at the boundary: the decoders hand torch tensors in and get fp32 CPU torch tensors back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .checkpoint import DTYPES, CheckpointError
+from .config import GPTConfig, VQConfig
+from .onnx_graphs import kv_names
+from .token_model import Condition
+from .vq import _check_codes, _check_pixels, _chunk
+
+CONFIG_NAME = "gptimg_onnx.json"  # as onnx_export.CONFIG_NAME (that module needs the exporter's packages)
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def is_export(path: str | os.PathLike) -> bool:
+    """Whether path is a folder that onnx_export.export_onnx wrote."""
+    return Path(path).is_dir() and (Path(path) / CONFIG_NAME).is_file()
+
+
+def read_export(path: str | os.PathLike, where: str) -> dict:
+    """The JSON of an export folder, checked for its format."""
+    p = Path(path)
+    if not is_export(p):
+        raise CheckpointError(
+            f"{where}: {str(p)!r} is a folder without {CONFIG_NAME}, so not an ONNX export; write one with "
+            f"`python -m gptimg_core export-onnx --out {p}`"
+        )
+    meta = json.loads((p / CONFIG_NAME).read_text())
+    if meta.get("format") != "gptimg-onnx" or meta.get("version") != 1:
+        raise CheckpointError(
+            f"{where}: {p / CONFIG_NAME} is format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this gptimg reads gptimg-onnx version 1: export it again"
+        )
+    return meta
+
+
+def session(path: Path, device: str | torch.device, threads: int | None):
+    """An onnxruntime InferenceSession on device's provider with `threads` intra-op threads (default:
+    torch.get_num_threads(), the same as the PyTorch path)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ImportError("the ONNX backend needs onnxruntime: pip install onnxruntime") from e
+    kind = torch.device(device).type
+    if kind not in PROVIDERS:
+        raise ValueError(f"the ONNX backend runs on 'cpu' or 'cuda', got device {str(device)!r}")
+    if PROVIDERS[kind][0] not in ort.get_available_providers():
+        raise ValueError(
+            f"onnxruntime here has no {PROVIDERS[kind][0]} (it has {ort.get_available_providers()}); "
+            f"install onnxruntime-gpu for CUDA, or use device='cpu'"
+        )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=PROVIDERS[kind])
+
+
+class OnnxGPT:
+    """A LlamaGen GPT exported to ONNX (token_model.TokenModel): prefill and decode graphs of one dtype."""
+
+    def __init__(
+        self, folder: str | os.PathLike, *, dtype: str = "fp32", device: str | torch.device = "cpu", threads=None
+    ) -> None:
+        folder = Path(folder)
+        meta = read_export(folder, "load_gpt")
+        self.cfg = GPTConfig.from_json(json.dumps(meta["gpt"]["config"]))
+        graphs = meta["gpt"]["graphs"]
+        if dtype not in graphs:
+            raise ValueError(
+                f"load_gpt: {folder} holds the GPT in {sorted(graphs)}, not {dtype}; export it with --dtype {dtype}"
+            )
+        self.dtype = dtype
+        self.prefill_session = session(folder / graphs[dtype]["prefill"]["file"], device, threads)
+        self.decode_session = session(folder / graphs[dtype]["decode"]["file"], device, threads)
+        self.past_names = kv_names(self.cfg.n_layer, "past")
+        if self.cfg.model_type == "c2i":
+            self._null = torch.tensor(self.cfg.num_classes)
+        else:
+            self._null = torch.from_numpy(np.load(folder / meta["gpt"]["null_caption"]))
+
+    # The TokenModel interface; the condition is checked as the PyTorch GPT checks it.
+    kind = property(lambda self: self.cfg.model_type)
+    grid = property(lambda self: self.cfg.grid)
+    vocab_size = property(lambda self: self.cfg.vocab_size)
+    device = torch.device("cpu")  # where the decoders' tensors live; the sessions may run elsewhere
+
+    @property
+    def null_condition(self) -> Tensor:
+        """Class id num_classes (c2i) or the stored null caption (cls_token_num, caption_dim) fp32 (t2i)."""
+        return self._null
+
+    def condition(
+        self,
+        cond: Tensor,
+        cond_mask: Tensor | None,
+        uncond: Tensor | None,
+        uncond_mask: Tensor | None,
+        *,
+        guided: bool,
+        where: str,
+    ) -> Condition:
+        from .conditioning import prepare_condition
+
+        return prepare_condition(self, cond, cond_mask, uncond, uncond_mask, guided=guided, where=where)
+
+    def start(self, cond: Condition) -> OnnxState:
+        return OnnxState(self, cond)
+
+
+class OnnxState:
+    """A decode state (token_model.DecodeState) over onnxruntime: the cache is each layer's keys and values
+    (R, nkv, S, hd) as the last run returned them; feeding at t runs on the first cls + t of them."""
+
+    def __init__(self, model: OnnxGPT, cond: Condition) -> None:
+        self.model = model
+        rows = cond.rows.detach().cpu()
+        self.rows = rows.float().numpy() if rows.is_floating_point() else rows.long().numpy()
+        R, cls = rows.shape[0], model.cfg.cls_token_num
+        mask = cond.mask.detach().cpu().numpy() if cond.mask is not None else np.ones((R, cls), dtype=bool)
+        self.mask = np.ascontiguousarray(mask, dtype=bool)  # (R, cls): False where a condition row is padding
+        self.past: list[np.ndarray] = []
+
+    def prefill(self) -> Tensor:
+        logits, *self.past = self.model.prefill_session.run(None, {"cond": self.rows, "cond_mask": self.mask})
+        return torch.from_numpy(logits)  # (R, V) fp32
+
+    def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
+        start = self.model.cfg.cls_token_num + t
+        if not self.past or not 0 <= t <= self.past[0].shape[2] - self.model.cfg.cls_token_num:
+            fed = self.past[0].shape[2] - self.model.cfg.cls_token_num if self.past else "none (no prefill yet)"
+            raise ValueError(f"OnnxState.feed: t={t}, but the cache holds image positions up to {fed}")
+        past = self.past
+        if past[0].shape[2] != start:  # a rewind (speculative decoding): drop what lies at positions >= t
+            past = [np.ascontiguousarray(p[:, :, :start]) for p in past]
+        feeds = dict(zip(self.model.past_names, past, strict=True))
+        feeds["tokens"] = tokens.detach().cpu().long().numpy()
+        feeds["cond_mask"] = self.mask
+        logits, *self.past = self.model.decode_session.run(None, feeds)
+        out = torch.from_numpy(logits)  # (R, n, V) fp32
+        return out[:, -1:] if last_only else out
+
+    def keep_rows(self, n: int) -> None:
+        self.past = [p[:n] for p in self.past]  # leading rows of a C-ordered array: still contiguous
+        self.mask = self.mask[:n]
+
+
+class OnnxVQ:
+    """An exported VQ tokenizer with VQModel's public API: encode, decode, downsample, codebook_size."""
+
+    def __init__(self, folder: str | os.PathLike, *, device: str | torch.device = "cpu", threads=None) -> None:
+        folder = Path(folder)
+        meta = read_export(folder, "load_vq")
+        if "vq" not in meta:
+            raise CheckpointError(f"load_vq: the export {folder} holds no VQ (exported with --no-vq); pass the VQ file")
+        self.cfg = VQConfig.from_json(json.dumps(meta["vq"]["config"]))
+        self.encoder = session(folder / meta["vq"]["encoder"]["file"], device, threads)
+        self.decoder = session(folder / meta["vq"]["decoder"]["file"], device, threads)
+
+    @property
+    def downsample(self) -> int:
+        return self.cfg.downsample
+
+    @property
+    def codebook_size(self) -> int:
+        return self.cfg.codebook_size
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        """Pixels (B, 3, H, W) in [-1, 1] -> codes LongTensor (B, H/ds, W/ds)."""
+        _check_pixels(pixels, self.downsample)
+        x = pixels.detach().cpu().float()
+        n = _chunk(tuple(x.shape[-2:]), torch.device("cpu"))  # as VQModel: a few images a call on CPU
+        return torch.cat([torch.from_numpy(self.encoder.run(None, {"pixels": c.numpy()})[0]) for c in x.split(n)])
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes (B, h, w) -> pixels (B, 3, h*ds, w*ds) float32, unclamped."""
+        _check_codes(codes, self.codebook_size)
+        c = codes.detach().cpu().long()
+        n = _chunk((c.shape[1] * self.downsample, c.shape[2] * self.downsample), torch.device("cpu"))
+        return torch.cat([torch.from_numpy(self.decoder.run(None, {"codes": p.numpy()})[0]) for p in c.split(n)])
+
+
+def load_onnx_gpt(
+    folder: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    threads: int | None = None,
+) -> OnnxGPT:
+    """The GPT of an export folder on onnxruntime, in the graphs of that dtype (torch.float32 -> "fp32")."""
+    if isinstance(dtype, torch.dtype):
+        names = {v: k for k, v in DTYPES.items()}
+        dtype = names.get(dtype, str(dtype))
+    return OnnxGPT(folder, dtype=dtype, device=device, threads=threads)
