@@ -122,7 +122,8 @@ class OnnxGPT:
 
 class OnnxState:
     """A decode state (token_model.DecodeState) over onnxruntime: the cache is each layer's keys and values
-    (R, nkv, S, hd) as the last run returned them; feeding at t runs on the first cls + t of them."""
+    (R, nkv, S, hd) as the last run returned them, kept as onnxruntime values (never copied to numpy on the
+    way back in); feeding at t runs on the first cls + t of them."""
 
     def __init__(self, model: OnnxGPT, cond: Condition) -> None:
         self.model = model
@@ -131,30 +132,44 @@ class OnnxState:
         R, cls = rows.shape[0], model.cfg.cls_token_num
         mask = cond.mask.detach().cpu().numpy() if cond.mask is not None else np.ones((R, cls), dtype=bool)
         self.mask = np.ascontiguousarray(mask, dtype=bool)  # (R, cls): False where a condition row is padding
-        self.past: list[np.ndarray] = []
+        self.past: list = []  # onnxruntime OrtValues, k0, v0, k1, v1, ...
+        self.length = 0  # sequence positions in the cache
+
+    def _run(self, sess, feeds: dict[str, np.ndarray]) -> Tensor:
+        from onnxruntime import OrtValue
+
+        values = {k: OrtValue.ortvalue_from_numpy(v) for k, v in feeds.items()}
+        if self.past:  # none at prefill
+            values.update(zip(self.model.past_names, self.past, strict=True))
+        logits, *self.past = sess.run_with_ort_values(None, values)
+        self.length = self.past[0].shape()[2]
+        return torch.from_numpy(logits.numpy())  # fp32
 
     def prefill(self) -> Tensor:
-        logits, *self.past = self.model.prefill_session.run(None, {"cond": self.rows, "cond_mask": self.mask})
-        return torch.from_numpy(logits)  # (R, V) fp32
+        return self._run(self.model.prefill_session, {"cond": self.rows, "cond_mask": self.mask})  # (R, V)
 
     def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
-        start = self.model.cfg.cls_token_num + t
-        if not self.past or not 0 <= t <= self.past[0].shape[2] - self.model.cfg.cls_token_num:
-            fed = self.past[0].shape[2] - self.model.cfg.cls_token_num if self.past else "none (no prefill yet)"
+        cls = self.model.cfg.cls_token_num
+        if not self.past or not 0 <= t <= self.length - cls:
+            fed = self.length - cls if self.past else "none (no prefill yet)"
             raise ValueError(f"OnnxState.feed: t={t}, but the cache holds image positions up to {fed}")
-        past = self.past
-        if past[0].shape[2] != start:  # a rewind (speculative decoding): drop what lies at positions >= t
-            past = [np.ascontiguousarray(p[:, :, :start]) for p in past]
-        feeds = dict(zip(self.model.past_names, past, strict=True))
-        feeds["tokens"] = tokens.detach().cpu().long().numpy()
-        feeds["cond_mask"] = self.mask
-        logits, *self.past = self.model.decode_session.run(None, feeds)
-        out = torch.from_numpy(logits)  # (R, n, V) fp32
+        if self.length != cls + t:  # a rewind (speculative decoding): drop what lies at positions >= t
+            self._reshape(lambda p: p[:, :, : cls + t])
+        feeds = {"tokens": tokens.detach().cpu().long().numpy(), "cond_mask": self.mask}
+        out = self._run(self.model.decode_session, feeds)  # (R, n, V)
         return out[:, -1:] if last_only else out
 
     def keep_rows(self, n: int) -> None:
-        self.past = [p[:n] for p in self.past]  # leading rows of a C-ordered array: still contiguous
+        self._reshape(lambda p: p[:n])
         self.mask = self.mask[:n]
+
+    def _reshape(self, cut) -> None:
+        """Apply cut to every cache array (a copy through numpy; only rewinds and keep_rows pay it)."""
+        from onnxruntime import OrtValue
+
+        self._arrays = [np.array(cut(p.numpy()), order="C") for p in self.past]  # own copies the OrtValues borrow
+        self.past = [OrtValue.ortvalue_from_numpy(a) for a in self._arrays]
+        self.length = self._arrays[0].shape[2]
 
 
 class OnnxVQ:

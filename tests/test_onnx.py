@@ -71,12 +71,19 @@ def _models(name: str, request) -> tuple:
 def test_export_folder_records_its_graphs(builtin_t2i_dir):
     meta = json.loads((builtin_t2i_dir / CONFIG_NAME).read_text())
     assert meta["format"] == "gptimg-onnx" and meta["opset"] == 18
-    graphs = [*meta["gpt"]["graphs"]["fp32"].values(), *meta["gpt"]["graphs"]["fp16"].values()]
-    graphs += [meta["vq"]["encoder"], meta["vq"]["decoder"]]
-    for g in graphs:
-        path = builtin_t2i_dir / g["file"]
-        assert g["bytes"] == path.stat().st_size and g["exporter"] == "dynamo"
-        onnx.checker.check_model(str(path))
+    parts = [*meta["gpt"]["graphs"].values(), meta["vq"]]
+    for part in parts:
+        graphs = [g for name, g in part.items() if name not in ("weights", "config")]
+        for g in graphs:
+            path = builtin_t2i_dir / g["file"]
+            assert g["bytes"] == path.stat().st_size and g["exporter"] == "dynamo"
+            onnx.checker.check_model(str(path))
+        weights = builtin_t2i_dir / part["weights"]["file"]
+        assert part["weights"]["bytes"] == weights.stat().st_size
+    files = {p.name for p in builtin_t2i_dir.iterdir()}
+    assert not any(f.endswith(".data") for f in files), files  # each weight stored once, in *.weights
+    # the prefill and decode graphs share their layers: less than twice the fp32 checkpoint's 12.4 MB
+    assert meta["gpt"]["graphs"]["fp32"]["weights"]["bytes"] < 1.2 * builtin_path("t2i").stat().st_size
     decode = onnx.load(str(builtin_t2i_dir / meta["gpt"]["graphs"]["fp32"]["decode"]["file"]), load_external_data=False)
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in decode.graph.input}
     assert dims["tokens"] == ["rows", "new"] and dims["past.0.key"] == ["rows", 6, "past", 32]
@@ -212,3 +219,40 @@ def test_the_backend_is_a_token_model(parity_c2i_dir):
     with pytest.raises(ValueError, match="OnnxState.feed: t=0, but the cache holds image positions up to none"):
         state.feed(torch.zeros(1, 1, dtype=torch.long), 0)
     assert np.isfinite(state.prefill().numpy()).all()
+
+
+def test_torchscript_fallback_is_recorded_and_runs(tmp_path, monkeypatch, caplog):
+    """A graph the dynamo exporter cannot export goes through the TorchScript exporter, logged and recorded."""
+    from tiny import tiny_gpt
+
+    real = torch.onnx.export
+
+    def no_dynamo(*args, dynamo=True, **kw):
+        if dynamo:
+            raise RuntimeError("dynamo cannot export this")
+        return real(*args, dynamo=False, **kw)
+
+    monkeypatch.setattr(torch.onnx, "export", no_dynamo)
+    gpt = tiny_gpt("t2i")
+    meta = json.loads(export_onnx(gpt, out_dir=tmp_path, with_vq=False).read_text())
+    graphs = meta["gpt"]["graphs"]["fp32"]
+    assert (graphs["prefill"]["exporter"], graphs["decode"]["exporter"]) == ("torchscript", "torchscript")
+    assert "dynamo exporter failed on gpt_decode_fp32.onnx (dynamo cannot export this)" in caplog.text
+    feats, mask = caption(3, [2, 5, 6])
+    kw = dict(cond_mask=mask, cfg_scale=3.0, top_k=1)
+    plain = generate(gpt, feats, **kw)
+    og = load_gpt(tmp_path)
+    assert torch.equal(generate(og, feats, **kw), plain)
+    assert torch.equal(generate(og, feats, **kw, decoding="sjd", window=4), plain)
+
+
+def test_importing_core_imports_no_onnx_package():
+    """onnx, onnxscript and onnxruntime are test requirements only: the core imports them when used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gptimg_core, gptimg_core.cli, gptimg_core.checkpoint; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript')]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
