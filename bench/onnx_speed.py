@@ -4,7 +4,8 @@ Models: the built-in t2i (random caption features of its shape, CFG 2; the T5 en
 GPT-B-sized c2i LlamaGen model with random weights (GPT_PRESETS["B"], 256 tokens, CFG 4), each exported
 to a temporary folder (fp32, and fp16 with --fp16). Prints ms per decode step (median) and seconds per
 image at batch 1 and 4 (CFG doubles the rows), with torch.set_num_threads and onnxruntime's
-intra_op_num_threads both set to --threads, and the ratio PyTorch / onnxruntime (above 1: onnxruntime wins).
+intra_op_num_threads both set to --threads, the ratio PyTorch / onnxruntime (above 1: onnxruntime wins),
+and whether each backend drew PyTorch's tokens (same seed; fp16 may differ).
 
     python bench/onnx_speed.py [--threads 2] [--fp16] [--quick]
 """
@@ -36,8 +37,8 @@ def condition(gpt: GPT, batch: int) -> dict:
     return {"cond": torch.randn(batch, cfg.cls_token_num, cfg.caption_dim, generator=g)}
 
 
-def time_generation(model, cond: dict, scale: float) -> tuple[float, float]:
-    """(seconds per image, median ms per decode step) of one generation."""
+def time_generation(model, cond: dict, scale: float) -> tuple[float, float, torch.Tensor]:
+    """(seconds per image, median ms per decode step, the tokens) of one generation (seed 0)."""
     steps: list[float] = []
     last = [0.0]
 
@@ -49,17 +50,17 @@ def time_generation(model, cond: dict, scale: float) -> tuple[float, float]:
 
     batch = cond["cond"].shape[0]
     t = time.perf_counter()
-    generate(model, **cond, cfg_scale=scale, top_k=0, seed=0, callback=tick)
+    tokens = generate(model, **cond, cfg_scale=scale, top_k=0, seed=0, callback=tick)
     total = time.perf_counter() - t
     steps.sort()
-    return total / batch, 1000 * steps[len(steps) // 2]
+    return total / batch, 1000 * steps[len(steps) // 2], tokens
 
 
 def bench(name: str, gpt: GPT, scale: float, dtypes: list[str], threads: int, batches: tuple[int, ...]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         export_onnx(gpt, out_dir=tmp, dtype=dtypes, with_vq=False)
-        sizes = {d: sum(f.stat().st_size for f in Path(tmp).glob(f"gpt_*_{d}.onnx")) / 1e6 for d in dtypes}
+        sizes = {d: sum(f.stat().st_size for f in Path(tmp).glob(f"gpt_*{d}.*")) / 1e6 for d in dtypes}
         print(
             f"\n{name}: exported in {time.perf_counter() - t:.0f} s ({', '.join(f'{d} {mb:.0f} MB' for d, mb in sizes.items())})"
         )
@@ -68,13 +69,14 @@ def bench(name: str, gpt: GPT, scale: float, dtypes: list[str], threads: int, ba
             backends[f"onnxruntime {d}"] = load_onnx_gpt(tmp, dtype=d, threads=threads)
         for model in backends.values():  # warm-up: a generation at batch 1
             time_generation(model, condition(gpt, 1), scale)
-        print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'pytorch/this':>14}")
+        print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'pytorch/this':>14}  same tokens as pytorch")
         for batch in batches:
             cond = condition(gpt, batch)
             results = {label: time_generation(model, cond, scale) for label, model in backends.items()}
             base = results["pytorch fp32"]
-            for label, (s_img, ms) in results.items():
-                print(f"{label:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{base[1] / ms:>13.2f}x")
+            for label, (s_img, ms, tokens) in results.items():
+                same = "yes" if torch.equal(tokens, base[2]) else "no"
+                print(f"{label:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{base[1] / ms:>13.2f}x  {same}")
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from .onnx_graphs import kv_names
 from .token_model import Condition
 from .vq import _check_codes, _check_pixels, _chunk
 
-CONFIG_NAME = "gptimg_onnx.json"  # as onnx_export.CONFIG_NAME (that module needs the exporter's packages)
+CONFIG_NAME = "gptimg_onnx.json"  # the file that marks a folder as an export (what load_gpt/load_vq look for)
+FORMAT, VERSION = "gptimg-onnx", 1  # what onnx_export writes into it
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
@@ -39,10 +40,10 @@ def read_export(path: str | os.PathLike, where: str) -> dict:
             f"`python -m gptimg_core export-onnx --out {p}`"
         )
     meta = json.loads((p / CONFIG_NAME).read_text())
-    if meta.get("format") != "gptimg-onnx" or meta.get("version") != 1:
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(
             f"{where}: {p / CONFIG_NAME} is format {meta.get('format')!r} version {meta.get('version')!r}; "
-            f"this gptimg reads gptimg-onnx version 1: export it again"
+            f"this gptimg reads {FORMAT} version {VERSION}: export it again"
         )
     return meta
 
@@ -72,7 +73,12 @@ class OnnxGPT:
     """A LlamaGen GPT exported to ONNX (token_model.TokenModel): prefill and decode graphs of one dtype."""
 
     def __init__(
-        self, folder: str | os.PathLike, *, dtype: str = "fp32", device: str | torch.device = "cpu", threads=None
+        self,
+        folder: str | os.PathLike,
+        *,
+        dtype: str = "fp32",
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
     ) -> None:
         folder = Path(folder)
         meta = read_export(folder, "load_gpt")
@@ -92,10 +98,19 @@ class OnnxGPT:
             self._null = torch.from_numpy(np.load(folder / meta["gpt"]["null_caption"]))
 
     # The TokenModel interface; the condition is checked as the PyTorch GPT checks it.
-    kind = property(lambda self: self.cfg.model_type)
-    grid = property(lambda self: self.cfg.grid)
-    vocab_size = property(lambda self: self.cfg.vocab_size)
     device = torch.device("cpu")  # where the decoders' tensors live; the sessions may run elsewhere
+
+    @property
+    def kind(self) -> str:
+        return self.cfg.model_type
+
+    @property
+    def grid(self) -> int:
+        return self.cfg.grid
+
+    @property
+    def vocab_size(self) -> int:
+        return self.cfg.vocab_size
 
     @property
     def null_condition(self) -> Tensor:
@@ -175,7 +190,9 @@ class OnnxState:
 class OnnxVQ:
     """An exported VQ tokenizer with VQModel's public API: encode, decode, downsample, codebook_size."""
 
-    def __init__(self, folder: str | os.PathLike, *, device: str | torch.device = "cpu", threads=None) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, *, device: str | torch.device = "cpu", threads: int | None = None
+    ) -> None:
         folder = Path(folder)
         meta = read_export(folder, "load_vq")
         if "vq" not in meta:

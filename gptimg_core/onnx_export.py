@@ -22,14 +22,12 @@ from torch import nn
 from .builtin import builtin_path
 from .checkpoint import DTYPES, load_gpt, load_vq
 from .gpt import GPT
+from .onnx_backend import CONFIG_NAME, FORMAT, VERSION
 from .onnx_graphs import Decode, Prefill, VQDecode, VQEncode, kv_names
 from .vq import VQModel
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "gptimg_onnx.json"  # the file that marks a folder as an export (checkpoint.load_gpt looks for it)
-FORMAT = "gptimg-onnx"
-VERSION = 1
 OPSET = 18  # the dynamo exporter's default; onnxruntime 1.16+ runs it
 # bf16 exports, but onnxruntime's CPU provider has no bf16 kernels (no Mul, onnxruntime 1.32): not offered.
 DTYPES_ONNX = ("fp32", "fp16")
