@@ -3,10 +3,13 @@ inference from tensor shapes, strict loading, and conversion to our self-describ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +18,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .builtin import BUILTIN_RECOMMENDED, is_builtin
+from .checks import all_finite, check_int
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
 from .gpt import GPT
+from .janus import JanusModel, JanusVQ, load_janus_model, load_janus_vq
+from .janus.folder import check_folder
 from .vq import VQModel
 
 if TYPE_CHECKING:
@@ -36,6 +43,10 @@ OFFICIAL_GRIDS = {
     "c2i_3B_384.pt": 24, "t2i_XL_stage2_512.pt": 32,
 }  # fmt: skip
 DEFAULT_GRID = 16
+ONNX_CONFIG = "gptimg_onnx.json"  # the file that marks a folder as an ONNX export (onnx_export.py)
+# Largest token grid side a file or an argument may ask for: 1024px with VQ-16 (LlamaGen's largest is 32).
+# A file's sizes are not trusted: without a bound a crafted block_size asks generate for 150 GB.
+MAX_GRID = 64
 
 
 class CheckpointError(ValueError):
@@ -43,30 +54,58 @@ class CheckpointError(ValueError):
 
 
 def read_state_dict(path: str | os.PathLike, where: str = "read_state_dict") -> tuple[dict[str, Tensor], dict]:
-    """Tensors of a checkpoint file with wrappers removed, and its safetensors metadata ({} if none)."""
+    """Tensors of a checkpoint file with wrappers removed, and its safetensors metadata ({} if none).
+
+    Every weight must be a finite floating-point tensor: integer or bool tensors, NaN and inf are refused
+    with the file and the key named (a bool weight would otherwise load as 0/1)."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise CheckpointError(f"{where}: {str(p)!r} is a symlink that loops or points at nothing")
     if not p.is_file():
         raise CheckpointError(f"{where}: no checkpoint file at {str(p)!r}")
-    if p.suffix == ".safetensors":
+    suffix = p.suffix.lower()  # ComfyUI lists X.SAFETENSORS and X.PT too
+    if suffix == ".safetensors":
         try:
             with safe_open(str(p), framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
                 sd = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise CheckpointError(f"{where}: {p.name} is not a readable safetensors file ({e})") from e
-        return sd, meta
-    if p.suffix not in PICKLE_SUFFIXES:
+        freqs = next((v for k, v in sd.items() if k.endswith("freqs_cis")), None)
+        sd = unwrap(sd, f"{where}: {p.name}")
+        if freqs is not None:
+            meta = {**meta, "freqs_cis_rows": str(freqs.shape[0])}
+    elif suffix in PICKLE_SUFFIXES:
+        try:
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as e:  # weights_only refuses arbitrary pickles: report, never fall back
+            raise CheckpointError(
+                f"{where}: {p.name} could not be read as a plain-tensor checkpoint with weights_only=True "
+                f"(it may hold pickled code, which is never loaded, or be truncated): {e}"
+            ) from e
+        sd = unwrap(obj, f"{where}: {p.name}")
+        freqs = next((v for k, v in _flat_items(obj) if k.endswith("freqs_cis")), None)
+        meta = {"freqs_cis_rows": str(freqs.shape[0])} if isinstance(freqs, Tensor) and freqs.dim() else {}
+    else:
         raise CheckpointError(f"{where}: {p.name}: expected a .safetensors or {'/'.join(PICKLE_SUFFIXES)} file")
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # weights_only refuses arbitrary pickles: report, never fall back
+    check_weights(sd, where, p.name)
+    return sd, meta
+
+
+def check_weights(sd: dict[str, Tensor], where: str, name: str) -> None:
+    """Refuse integer/bool weights and NaN/inf values, naming the file and the first bad tensors."""
+    wrong = [f"{k} ({v.dtype})" for k, v in sd.items() if not v.is_floating_point()]
+    if wrong:
         raise CheckpointError(
-            f"{where}: {p.name} could not be read as a plain-tensor checkpoint with weights_only=True "
-            f"(it may hold pickled code, which is never loaded, or be truncated): {e}"
-        ) from e
-    sd = unwrap(obj, f"{where}: {p.name}")
-    freqs = next((v for k, v in _flat_items(obj) if k.endswith("freqs_cis")), None)
-    return sd, ({"freqs_cis_rows": str(freqs.shape[0])} if freqs is not None else {})
+            f"{where}: {name} holds non-floating-point tensors where weights are floating point: "
+            f"{', '.join(wrong[:5])}{' …' if len(wrong) > 5 else ''}; the file is damaged or not a model checkpoint"
+        )
+    bad = [k for k, v in sd.items() if not all_finite(v)]
+    if bad:
+        raise CheckpointError(
+            f"{where}: {name} holds NaN or inf values in {len(bad)} tensors: {', '.join(bad[:5])}"
+            f"{' …' if len(bad) > 5 else ''}; the weights are corrupt (re-download or re-train them)"
+        )
 
 
 def _flat_items(obj: object) -> list[tuple[str, object]]:
@@ -199,17 +238,73 @@ def load_strict(model: torch.nn.Module, sd: dict[str, Tensor], where: str, name:
     model.load_state_dict(sd, strict=True)
 
 
-def _file_grid(path: Path, meta: dict, sd: dict[str, Tensor]) -> int | None:
+def _file_grid(path: Path, meta: dict, sd: dict[str, Tensor], where: str) -> int | None:
     """Grid side recorded by the file (a `freqs_cis` buffer) or known for an official release."""
     if "freqs_cis_rows" in meta:
         cls_tokens = sd["cls_embedding.uncond_embedding"].shape[0] if "cls_embedding.uncond_embedding" in sd else 1
-        side = int(round((int(meta["freqs_cis_rows"]) - cls_tokens) ** 0.5))
-        if side > 0:
-            return side
+        rows = int(meta["freqs_cis_rows"])
+        side = math.isqrt(max(rows - cls_tokens, 0))
+        if side * side != rows - cls_tokens or not 1 <= side <= MAX_GRID:
+            raise CheckpointError(
+                f"{where}: {path.name}: its freqs_cis buffer has {rows} rows, which is not {cls_tokens} condition "
+                f"rows plus a square grid of side 1..{MAX_GRID}; pass the grid yourself (grid= / --grid N)"
+            )
+        return side
     if path.name in OFFICIAL_GRIDS:
         log.info("%s: official LlamaGen release, token grid %d", path.name, OFFICIAL_GRIDS[path.name])
         return OFFICIAL_GRIDS[path.name]
     return None
+
+
+def _config_from_meta(cls: type, meta: dict, where: str, name: str, grid: int | None = None) -> GPTConfig | VQConfig:
+    """The config our safetensors metadata records (block_size replaced by grid**2 when grid is given);
+    JSON or values that do not parse are named with the file and the fix."""
+    try:
+        data = json.loads(meta["config"])
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        if grid:
+            data["block_size"] = grid * grid
+        return cls.from_json(json.dumps(data))
+    except (KeyError, TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        fix = "pass the real grid (grid= / --grid N)" if "square" in str(e) else "convert the original checkpoint again"
+        raise CheckpointError(
+            f"{where}: {name}: its safetensors metadata 'config' is not a valid {cls.__name__} ({e}); {fix}"
+        ) from e
+
+
+def _agree(recorded: object, inferred: object, fields: list[str], where: str, name: str) -> None:
+    """Refuse metadata whose sizes disagree with the tensors (it is never trusted to allocate)."""
+    differ = [f"{f} {getattr(recorded, f)!r} (tensors: {getattr(inferred, f)!r})" for f in fields
+              if getattr(recorded, f) != getattr(inferred, f)]  # fmt: skip
+    if differ:
+        raise CheckpointError(
+            f"{where}: {name}: its metadata config disagrees with its tensors: {', '.join(differ)}; "
+            f"the file was edited or damaged"
+        )
+
+
+def _check_scalars(cfg: GPTConfig, where: str, name: str) -> None:
+    """rope_base and norm_eps are not readable from shapes: a NaN or zero in the metadata would give NaN logits."""
+    for field, lo, hi in (("rope_base", 1.0, 1e9), ("norm_eps", 1e-12, 1.0)):
+        v = getattr(cfg, field)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:  # NaN fails lo <= v
+            raise CheckpointError(
+                f"{where}: {name}: its metadata config has {field} {v!r}, expected a number in [{lo:g}, {hi:g}] "
+                f"(LlamaGen: rope_base 10000, norm_eps 1e-5); convert the original checkpoint again"
+            )
+
+
+@contextlib.contextmanager
+def _named_bad_config(where: str, name: str) -> Iterator[None]:
+    """A config from metadata that passes the shape checks but cannot build the model (e.g. widths as floats)."""
+    try:
+        yield
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{where}: {name}: its metadata config cannot build the model ({e})") from e
+
+
+_GPT_SHAPE_FIELDS = ["dim", "n_layer", "kv_heads", "hidden", "vocab_size", "model_type", "cls_token_num"]
 
 
 def gpt_from_state_dict(
@@ -217,15 +312,41 @@ def gpt_from_state_dict(
 ) -> GPT:
     """Build a GPT (fp32, CPU) from tensors + metadata; explicit n_head/grid override the file."""
     _expect_kind(sd, "gpt", where, name)
+    with _named_missing_key(where, name):
+        return _build_gpt(sd, meta, n_head=n_head, grid=grid, where=where, name=name)
+
+
+@contextlib.contextmanager
+def _named_missing_key(where: str, name: str) -> Iterator[None]:
+    """A tensor the config inference needs but the file lacks: the project's error, not a KeyError."""
+    try:
+        yield
+    except KeyError as e:
+        raise CheckpointError(f"{where}: {name} lacks the tensor {e}, which a LlamaGen checkpoint has") from e
+
+
+def _build_gpt(
+    sd: dict[str, Tensor], meta: dict, *, n_head: int | None, grid: int | None, where: str, name: str
+) -> GPT:
+    if n_head is not None:
+        check_int(where, "n_head", n_head, minimum=0, maximum=1024, hint=" (0 or None: from the file)")
+    if grid is not None:
+        check_int(where, "grid", grid, minimum=0, maximum=MAX_GRID, hint=" (0 or None: from the file)")
     if meta.get("format") == FORMAT and meta.get("kind") == "gpt":
-        cfg = GPTConfig.from_json(meta["config"])
+        cfg = _config_from_meta(GPTConfig, meta, where, name, grid)
         if n_head and n_head != cfg.n_head:
             cfg = infer_gpt_config(sd, n_head=n_head, grid=grid or cfg.grid, where=where)
-        elif grid and grid != cfg.grid:
-            cfg = GPTConfig.from_json(json.dumps({**json.loads(cfg.to_json()), "block_size": grid * grid}))
+        if cfg.grid > MAX_GRID:
+            raise CheckpointError(
+                f"{where}: {name}: its metadata asks for a {cfg.grid}x{cfg.grid} token grid (block_size "
+                f"{cfg.block_size}); at most {MAX_GRID}x{MAX_GRID} is taken. Pass the real grid (grid= / --grid N)"
+            )
+        _agree(cfg, infer_gpt_config(sd, n_head=cfg.n_head, grid=cfg.grid, where=where), _GPT_SHAPE_FIELDS, where, name)
+        _check_scalars(cfg, where, name)
     else:
         cfg = infer_gpt_config(sd, n_head=n_head, grid=grid, where=where)
-    model = GPT(cfg)
+    with _named_bad_config(where, name):
+        model = GPT(cfg)
     load_strict(model, sd, where, name)
     return model.eval()
 
@@ -237,20 +358,27 @@ def load_gpt(
     dtype: torch.dtype = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
-) -> GPT | OnnxGPT:
-    """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors) in eval mode.
+) -> GPT | JanusModel | OnnxGPT:
+    """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
-    A folder that onnx_export wrote loads as its onnxruntime backend (onnx_backend.OnnxGPT) instead.
+    A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come
+    from its config). A folder that onnx_export wrote loads as its onnxruntime backend (onnx_backend.OnnxGPT).
     """
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and (p / ONNX_CONFIG).is_file():
         from .onnx_backend import load_onnx_gpt
 
         return load_onnx_gpt(p, device=device, dtype=dtype)
+    if p.is_dir():
+        check_folder(p, "load_gpt")
+        return load_janus_model(p, device=device, dtype=dtype, n_head=n_head, grid=grid)
     sd, meta = read_state_dict(p, "load_gpt")
-    return _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    gpt = _gpt_from_file(p, sd, meta, n_head=n_head, grid=grid, where="load_gpt").to(device=device, dtype=dtype)
+    if is_builtin(p):
+        gpt.recommended = BUILTIN_RECOMMENDED[gpt.kind]
+    return gpt
 
 
 def _gpt_from_file(
@@ -258,7 +386,7 @@ def _gpt_from_file(
 ) -> GPT:
     """gpt_from_state_dict, with the grid resolved from the file when it is not given."""
     if not (meta.get("format") == FORMAT or grid) and detect_kind(sd) == "gpt":
-        grid = _file_grid(p, meta, sd)
+        grid = _file_grid(p, meta, sd, where)
         if grid is None:
             log.warning(
                 "%s: %s does not record its token grid; assuming %d (256px with VQ-16)", where, p.name, DEFAULT_GRID
@@ -268,23 +396,30 @@ def _gpt_from_file(
 
 def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: str) -> VQModel:
     _expect_kind(sd, "vq", where, name)
+    with _named_missing_key(where, name):
+        inferred = infer_vq_config(sd)
     if meta.get("format") == FORMAT and meta.get("kind") == "vq":
-        cfg = VQConfig.from_json(meta["config"])
+        cfg = _config_from_meta(VQConfig, meta, where, name)
+        _agree(cfg, inferred, ["ch", "ch_mult", "dec_mult", "z_channels", "codebook_size", "embed_dim"], where, name)
     else:
-        cfg = infer_vq_config(sd)
-    model = VQModel(cfg)
+        cfg = inferred
+    with _named_bad_config(where, name):
+        model = VQModel(cfg)
     load_strict(model, sd, where, name)
     return model.eval()
 
 
-def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | OnnxVQ:
-    """Load a LlamaGen VQ tokenizer checkpoint (fp32) in eval mode; an ONNX export folder loads as
-    onnx_backend.OnnxVQ (same encode/decode)."""
+def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | JanusVQ | OnnxVQ:
+    """Load a LlamaGen VQ tokenizer checkpoint, or the VQ of a Janus-Pro folder, (fp32) in eval mode; an ONNX
+    export folder loads as onnx_backend.OnnxVQ (the same encode/decode)."""
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and (p / ONNX_CONFIG).is_file():
         from .onnx_backend import OnnxVQ
 
         return OnnxVQ(p, device=device)
+    if p.is_dir():
+        check_folder(p, "load_vq")
+        return load_janus_vq(p, device=device)
     sd, meta = read_state_dict(p, "load_vq")
     return vq_from_state_dict(sd, meta, where="load_vq", name=p.name).to(device)
 
@@ -320,9 +455,16 @@ def load_any(path: str | os.PathLike, *, n_head: int | None = None, grid: int | 
 def convert(
     src: str | os.PathLike, dst: str | os.PathLike, *, n_head: int | None = None, grid: int | None = None
 ) -> None:
-    """Rewrite a checkpoint as our safetensors with its config in the metadata (loads without guessing)."""
-    if Path(dst).suffix != ".safetensors":
+    """Rewrite a checkpoint as our safetensors with its config in the metadata (loads without guessing);
+    a c2i file's class names come along. The output's folder is checked before anything is read."""
+    out = Path(dst)
+    if out.suffix.lower() != ".safetensors":
         raise CheckpointError(f"convert: the output must be a .safetensors file, got {str(dst)!r}")
-    if Path(src).resolve() == Path(dst).resolve():
+    if not out.parent.is_dir():
+        raise CheckpointError(f"convert: the output folder {str(out.parent)!r} does not exist; create it first")
+    if Path(src).resolve() == out.resolve():
         raise CheckpointError("convert: the output path must differ from the input")
-    save_model(load_any(src, n_head=n_head, grid=grid), dst)
+    p = Path(src)
+    sd, meta = read_state_dict(p, "convert")
+    model = model_from_state_dict(p, sd, meta, n_head=n_head, grid=grid, where="convert")
+    save_model(model, dst, {"class_names": meta["class_names"]} if "class_names" in meta else None)

@@ -8,20 +8,38 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING, builtin_path
-from .checkpoint import CheckpointError, convert, detect_kind, load_gpt, load_vq, model_from_state_dict, read_state_dict
-from .editing import PARTICLES, inpaint, pixel_mask_to_tokens
+from .builtin import BUILTIN_RECOMMENDED, builtin_path
+from .checkpoint import (
+    ONNX_CONFIG,
+    CheckpointError,
+    convert,
+    detect_kind,
+    load_gpt,
+    load_vq,
+    model_from_state_dict,
+    read_state_dict,
+)
+from .editing import inpaint, pixel_mask_to_tokens
 from .generate import generate
 from .gpt import GPT
 from .images import from_uint8, load_image, load_mask, save_png, to_uint8
-from .sampling import SamplingOptions
+from .janus import is_janus_folder
+from .labels import class_names_for, resolve_class, stored_class_names
+from .sampling import DECODINGS, SamplingOptions
+from .settings import LLAMAGEN
 from .text_encoder import TextEncoderError, load_text_encoder
+
+
+class CliError(Exception):
+    """A mistake in the command line or its files: main prints `error: <message>` and exits 2."""
+
+
+EXIT_ERROR = 2  # every failure the CLI reports, as argparse's own usage errors
 
 
 class Progress:
@@ -46,26 +64,20 @@ class Progress:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="text prompt (text-conditional models)")
     p.add_argument("--negative-prompt", default=None, help="text for the null branch of CFG (default: the model's)")
-    p.add_argument("--class-id", type=int, default=None, help="class id (class-conditional models)")
-    p.add_argument("--seed", type=int, default=0)
-    t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
     p.add_argument(
-        "--cfg",
-        type=float,
+        "--class-id",
         default=None,
-        help=f"CFG scale (default 4.0; built-in t2i {t2i['cfg_scale']}, c2i {c2i['cfg_scale']}; 1 = off)",
+        help="class id, or a class name where the model has names (class-conditional models)",
     )
-    p.add_argument("--cfg-interval", type=int, default=-1)
-    p.add_argument("--cfg-schedule", choices=["constant", "linear"], default="constant")
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help=f"default 1.0 (built-in t2i {t2i['temperature']}, c2i {c2i['temperature']}; "
-        f"t2i {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']} to inpaint)",
-    )
-    p.add_argument("--top-k", type=int, default=None, help=f"0 = off (default 0, built-in models {t2i['top_k']})")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="image i of a batch draws from seed + i")
+    p.add_argument("--cfg", type=float, default=None, help="CFG scale (1 = off)")
+    p.add_argument("--cfg-interval", type=int, default=None, help="guide this many tokens only (-1 = all)")
+    p.add_argument("--cfg-schedule", choices=["constant", "linear"], default=None)
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None, help="0 = off, 1 = greedy")
+    p.add_argument("--top-p", type=float, default=None, help="1 = off")
+    p.add_argument("--decoding", choices=list(DECODINGS), default=None, help="ar: a token a pass; sjd: speculative")
+    p.add_argument("--window", type=int, default=None, help="SJD's drafted tokens per pass")
     p.add_argument("--gpt", help="GPT checkpoint (default: built-in t2i, or c2i with --class-id)")
     p.add_argument("--vq", help="VQ tokenizer checkpoint (default: built-in)")
     p.add_argument("--text-encoder", help="T5 folder (default: built-in)")
@@ -76,22 +88,46 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
+def _recommended_help() -> str:
+    lines = [f"built-in {k}: {r.describe()}" for k, r in BUILTIN_RECOMMENDED.items()]
+    lines += [f"LlamaGen {k}: {r.describe()}" for k, r in LLAMAGEN.items()]
+    return "Settings left unset are the model's recommendation (" + "; ".join(lines) + ")."
+
+
+def _threads(text: str) -> int:
+    """--threads: a whole number of threads, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gptimg_core", description=__doc__, epilog=_recommended_help())
     ap.add_argument("-v", "--verbose", action="store_true")
+    # every command takes --threads, after its name as users write it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        help="torch CPU threads (default: torch's own, usually one per core); on a busy machine fewer threads "
+        "can be much faster: keep threads x processes <= cores",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="prompt or class id -> PNG")
+    g = sub.add_parser("generate", help="prompt or class id -> PNG", parents=[common], epilog=_recommended_help())
     _sampling_args(g)
     g.add_argument("--batch", type=int, default=1)
-    draws = {kind: s["candidates"] for kind, s in BUILTIN_SAMPLING.items()}
     g.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        help=f"draws per image, the likeliest under the prompt kept (default 1; built-in t2i {draws['t2i']}, "
-        f"c2i {draws['c2i']})",
+        "--best-of", "--candidates", dest="best_of", type=int, default=None,
+        help="draws per image, the likeliest under the prompt kept (1 = one draw)",
+    )  # fmt: skip
+    i = sub.add_parser(
+        "inpaint", help="repaint the masked part of an image", parents=[common], epilog=_recommended_help()
     )
-    i = sub.add_parser("inpaint", help="repaint the masked part of an image")
     _sampling_args(i)
     i.add_argument("--image", required=True)
     i.add_argument("--mask", required=True, help="white (or transparent) = repaint")
@@ -99,21 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threshold", type=float, default=0.5)
     i.add_argument("--grow", type=int, default=0, help="grow the mask by N tokens")
     i.add_argument(
-        "--candidates",
-        type=int,
-        default=None,
-        help="fills run side by side per pass, weighed by the kept tokens after them (particles; default "
-        f"{PARTICLES}, built-in t2i {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']})",
-    )
-    i.add_argument("--passes", type=int, default=1, help="rounds of candidates; the best fill of all rounds is kept")
-    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config")
+        "--particles", "--candidates", dest="particles", type=int, default=None,
+        help="fills run side by side per pass, weighed by the kept tokens after them",
+    )  # fmt: skip
+    i.add_argument("--passes", type=int, default=1, help="rounds of particles; the best fill of all rounds is kept")
+    c = sub.add_parser("convert", help="checkpoint -> our safetensors with its config", parents=[common])
     c.add_argument("src")
     c.add_argument("dst")
     c.add_argument("--n-head", type=int, default=None)
     c.add_argument("--grid", type=int, default=None)
-    n = sub.add_parser("info", help="what a checkpoint file is")
+    n = sub.add_parser("info", help="what a checkpoint file is", parents=[common])
     n.add_argument("path")
-    x = sub.add_parser("export-onnx", help="GPT (+ VQ) -> ONNX graphs for onnxruntime (--gpt DIR runs them)")
+    x = sub.add_parser(
+        "export-onnx", help="GPT (+ VQ) -> ONNX graphs for onnxruntime (--gpt DIR runs them)", parents=[common]
+    )
     x.add_argument("--gpt", default=None, help="GPT checkpoint (default: the built-in t2i)")
     x.add_argument("--vq", default=None, help="VQ checkpoint (default: the built-in VQ)")
     x.add_argument("--out", required=True, help="output folder")
@@ -127,23 +162,32 @@ def build_parser() -> argparse.ArgumentParser:
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, n_head=a.n_head, grid=a.grid)
-    exported = a.gpt is not None and Path(a.gpt).is_dir()  # an ONNX export: its own VQ unless --vq
-    vq = load_vq(a.vq or (a.gpt if exported else builtin_path("vq")), device=a.device)
-    if vq.codebook_size != gpt.cfg.vocab_size:
-        raise SystemExit(f"error: the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.cfg.vocab_size}")
+    # a Janus folder holds its own VQ and tokenizer; an ONNX export its own VQ
+    own = a.gpt if is_janus_folder(a.gpt or "") or (a.gpt and (Path(a.gpt) / ONNX_CONFIG).is_file()) else None
+    vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
+    if vq.codebook_size != gpt.vocab_size:
+        raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.vocab_size}")
     return gpt, vq
 
 
 def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
-    if gpt.cfg.model_type == "c2i":
+    if gpt.kind == "c2i":
         if a.class_id is None:
-            raise SystemExit("error: this GPT is class-conditional: pass --class-id")
-        return {"cond": torch.full((batch,), a.class_id, dtype=torch.long)}
+            raise CliError("this GPT is class-conditional: pass --class-id")
+        n = gpt.cfg.num_classes
+        names = class_names_for(n, stored_class_names(a.gpt or builtin_path("c2i")))
+        cid = resolve_class(a.class_id, names, n, where="--class-id")
+        if names:
+            print(f"class {cid} ({names[cid]})", file=sys.stderr)
+        return {"cond": torch.full((batch,), cid, dtype=torch.long)}
     if not a.prompt or not a.prompt.strip():
-        raise SystemExit("error: this GPT is text-conditional: pass a non-empty --prompt")
-    te = load_text_encoder(
-        a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
-    )
+        raise CliError("this GPT is text-conditional: pass a non-empty --prompt")
+    if is_janus_folder(a.gpt or ""):
+        te = load_text_encoder(a.text_encoder or a.gpt)
+    else:
+        te = load_text_encoder(
+            a.text_encoder or builtin_path("text_encoder"), max_length=a.max_length or gpt.cfg.cls_token_num
+        )
     te = te.to(a.device)
     feats, mask = te.encode([a.prompt] * batch)
     out = {"cond": feats, "cond_mask": mask}
@@ -152,21 +196,12 @@ def _condition(a: argparse.Namespace, gpt: GPT, batch: int) -> dict:
     return out
 
 
-def _sampling(a: argparse.Namespace, model_type: str, builtin: dict[str, dict[str, float]] = BUILTIN_SAMPLING) -> dict:
-    """Sampling settings from the flags; unset ones default to LlamaGen's, or to the built-in model's
-    own (`builtin` of that model_type: BUILTIN_SAMPLING, or BUILTIN_INPAINT_SAMPLING) when no --gpt is given."""
-    default = builtin[model_type] if a.gpt is None else asdict(SamplingOptions())
+def _sampling(a: argparse.Namespace) -> dict:
+    """The sampling keywords the flags set; unset ones stay None: the model's recommendation."""
     return dict(
-        cfg_scale=default["cfg_scale"] if a.cfg is None else a.cfg, cfg_interval=a.cfg_interval,
-        cfg_schedule=a.cfg_schedule, temperature=default["temperature"] if a.temperature is None else a.temperature,
-        top_k=default["top_k"] if a.top_k is None else a.top_k, top_p=a.top_p,
-        generator=torch.Generator().manual_seed(a.seed),
+        cfg_scale=a.cfg, cfg_interval=a.cfg_interval, cfg_schedule=a.cfg_schedule, temperature=a.temperature,
+        top_k=a.top_k, top_p=a.top_p, decoding=a.decoding, window=a.window, seed=a.seed,
     )  # fmt: skip
-
-
-def _builtin_or(a: argparse.Namespace, builtin: dict[str, dict[str, float]], gpt: GPT, default: int) -> int:
-    """The built-in model's candidates (of builtin, for gpt's model_type) when no --gpt is given, else default."""
-    return int(builtin[gpt.cfg.model_type]["candidates"]) if a.gpt is None else default
 
 
 def _save(images: np.ndarray, out: str) -> list[str]:
@@ -181,43 +216,75 @@ def _save(images: np.ndarray, out: str) -> list[str]:
     return names
 
 
+def _check_sampling_flags(a: argparse.Namespace, where: str) -> None:
+    """The sampling flags, checked before any model is loaded (unset ones take valid defaults here)."""
+    chosen = {k: v for k, v in _sampling(a).items() if k != "seed" and v is not None}
+    SamplingOptions(**{"cfg_scale": 1.0, **chosen}).check(where)
+
+
+def _check_out(out: str) -> None:
+    """The output's folder must exist and the output must not be a folder: checked before any work."""
+    path = Path(out)
+    if path.is_dir():
+        raise CliError(f"--out {out!r} is a folder; give a file name such as {str(path / 'out.png')!r}")
+    if not path.parent.is_dir():
+        raise CliError(f"--out {out!r}: the folder {str(path.parent)!r} does not exist; create it first")
+
+
+def _check_device(device: str) -> None:
+    try:
+        d = torch.device(device)
+    except RuntimeError as e:
+        raise CliError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps): {e}") from e
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {device!r}: this torch has no CUDA device; use --device cpu")
+
+
+def _read_image(path: str, what: str) -> np.ndarray:
+    try:
+        return load_image(path) if what == "--image" else load_mask(path)
+    except (OSError, ValueError) as e:
+        raise CliError(f"{what} {path!r} could not be read as an image: {e}") from e
+
+
 def cmd_generate(a: argparse.Namespace) -> None:
     if a.batch < 1:
-        raise SystemExit("error: --batch must be >= 1")
-    if a.candidates is not None and a.candidates < 1:
-        raise SystemExit(f"error: --candidates must be >= 1 (1 = one draw per image), got {a.candidates}")
+        raise CliError(f"--batch must be >= 1, got {a.batch}")
+    if a.best_of is not None and a.best_of < 1:
+        raise CliError(f"--best-of must be >= 1 (1 = one draw per image), got {a.best_of}")
+    _check_out(a.out)
+    _check_device(a.device)
+    _check_sampling_flags(a, a.command)
     gpt, vq = _models(a)
-    candidates = a.candidates or _builtin_or(a, BUILTIN_SAMPLING, gpt, 1)
     codes = generate(
-        gpt, **_condition(a, gpt, a.batch), **_sampling(a, gpt.cfg.model_type), candidates=candidates,
-        callback=Progress("generate"),
-    )  # fmt: skip
+        gpt, **_condition(a, gpt, a.batch), **_sampling(a), best_of=a.best_of, callback=Progress("generate")
+    )
     for name in _save(to_uint8(vq.decode(codes)), a.out):
         print(name)
 
 
 def cmd_inpaint(a: argparse.Namespace) -> None:
-    if a.candidates is not None and a.candidates < 1:
-        raise SystemExit(f"error: --candidates must be >= 1 (1 = one fill), got {a.candidates}")
+    if a.particles is not None and a.particles < 1:
+        raise CliError(f"--particles must be >= 1 (1 = one fill), got {a.particles}")
+    _check_out(a.out)
+    _check_device(a.device)
+    _check_sampling_flags(a, a.command)
+    image, mask = _read_image(a.image, "--image"), _read_image(a.mask, "--mask")
     gpt, vq = _models(a)
-    image, mask = load_image(a.image), load_mask(a.mask)
     if mask.shape != image.shape[:2]:
-        raise SystemExit(
-            f"error: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
+        raise CliError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
-    side = gpt.cfg.grid * vq.downsample
+    side = gpt.grid * vq.downsample
     if image.shape[:2] != (side, side):
-        raise SystemExit(
-            f"error: the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images"
-        )
+        raise CliError(f"the image is {image.shape[1]}x{image.shape[0]}; this model works on {side}x{side} images")
     codes = vq.encode(from_uint8(image))
     redo = pixel_mask_to_tokens(
         torch.from_numpy(mask), vq.downsample, mode=a.mask_mode, threshold=a.threshold, grow=a.grow
     )
     out = inpaint(
-        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a, gpt.cfg.model_type, BUILTIN_INPAINT_SAMPLING),
-        candidates=a.candidates or _builtin_or(a, BUILTIN_INPAINT_SAMPLING, gpt, PARTICLES),
-        passes=a.passes, callback=Progress("inpaint"),
+        gpt, codes, ~redo, **_condition(a, gpt, 1), **_sampling(a), particles=a.particles, passes=a.passes,
+        callback=Progress("inpaint"),
     )  # fmt: skip
     for name in _save(to_uint8(vq.decode(out)), a.out):
         print(name)
@@ -229,7 +296,10 @@ def cmd_info(a: argparse.Namespace) -> None:
     params = sum(v.numel() for v in sd.values())
     info = {"file": a.path, "kind": kind, "tensors": len(sd), "parameters": params}
     if meta.get("config"):
-        info["config"] = json.loads(meta["config"])
+        try:
+            info["config"] = json.loads(meta["config"])
+        except ValueError as e:
+            raise CliError(f"info: {Path(a.path).name}: its safetensors metadata 'config' is not JSON ({e})") from e
     elif kind in ("gpt", "vq"):
         try:
             model = model_from_state_dict(Path(a.path), sd, meta, where="info")
@@ -243,7 +313,7 @@ def cmd_export_onnx(a: argparse.Namespace) -> None:
     try:
         from .onnx_export import export_onnx
     except ImportError as e:
-        raise SystemExit(f"error: export-onnx needs onnx and onnxscript ({e}): pip install onnx onnxscript") from e
+        raise CliError(f"export-onnx needs onnx and onnxscript ({e}): pip install onnx onnxscript") from e
     print(export_onnx(a.gpt, a.vq, a.out, dtype=a.dtype, with_vq=not a.no_vq, n_head=a.n_head, grid=a.grid))
 
 
@@ -253,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     try:
         if a.command == "generate":
             cmd_generate(a)
@@ -265,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_export_onnx(a)
         else:
             cmd_info(a)
-    except (CheckpointError, TextEncoderError, ValueError, TypeError, FileNotFoundError) as e:
+    except (CliError, CheckpointError, TextEncoderError, ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0

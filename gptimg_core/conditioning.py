@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .checks import check_finite
 from .token_model import Condition
 
 if TYPE_CHECKING:
@@ -24,14 +25,30 @@ def _as_mask(mask: Tensor | None, shape: tuple[int, int], name: str, where: str)
         if not torch.all((mask == 0) | (mask == 1)):
             raise ValueError(f"{where}: {name} must hold only 0 and 1")
         mask = mask != 0
+    if mask.numel() and not bool(mask.any(1).all()):
+        rows = (~mask.any(1)).nonzero().flatten().tolist()
+        raise ValueError(
+            f"{where}: {name} marks no valid token in rows {rows}; every row needs at least one (an encoded "
+            f"prompt always has its </s>)"
+        )
     return mask
 
 
 def _check_labels(gpt: GPT, labels: Tensor, name: str, where: str, allow_null: bool) -> Tensor:
     n = gpt.cfg.num_classes
     if not isinstance(labels, Tensor):
-        labels = torch.as_tensor(labels)
-    if labels.is_floating_point() or labels.dim() != 1:
+        ok = isinstance(labels, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in labels)
+        if not ok:
+            raise TypeError(
+                f"{where}: this is a class-conditional (c2i) model, so {name} must be a 1-D integer tensor of "
+                f"class ids (or a list of ints), got {type(labels).__name__} {labels!r:.80}"
+            )
+        if any(not -(2**62) < x < 2**62 for x in labels):
+            raise ValueError(
+                f"{where}: {name} holds class ids {list(labels)!r:.80}, but this model has classes 0..{n - 1}"
+            )
+        labels = torch.tensor(labels, dtype=torch.long)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.dim() != 1:
         raise TypeError(
             f"{where}: this is a class-conditional (c2i) model, so {name} must be a 1-D integer tensor of "
             f"class ids, got {tuple(labels.shape)} {labels.dtype}"
@@ -59,6 +76,7 @@ def _check_features(gpt: GPT, feats: Tensor, name: str, where: str) -> Tensor:
             f"{cfg.caption_dim}); use a text encoder with max_length={cfg.cls_token_num} and "
             f"{cfg.caption_dim}-dim features (the one this model was trained with)"
         )
+    check_finite(where, name, feats)
     return feats
 
 
@@ -73,7 +91,12 @@ def prepare_condition(
     where: str,
 ) -> Condition:
     """Check the condition and build the batch: [cond; uncond] when guided, else cond alone. gpt: LlamaGen's
-    GPT, or a model with its cfg, device and null_condition (the ONNX backend, onnx_backend.OnnxGPT)."""
+    GPT, or its export on onnxruntime (onnx_backend.OnnxGPT: the same cfg, device and null_condition)."""
+    from .gpt import GPT  # gpt.py imports this module's caller; here only to check
+    from .onnx_backend import OnnxGPT
+
+    if not isinstance(gpt, (GPT, OnnxGPT)):
+        raise TypeError(f"{where}: gpt must be a GPT (load_gpt's result), got {type(gpt).__name__}")
     device = gpt.device
     if gpt.cfg.model_type == "c2i":
         cond = _check_labels(gpt, cond, "cond", where, allow_null=False)
@@ -81,6 +104,8 @@ def prepare_condition(
             raise ValueError(f"{where}: cond_mask/uncond_mask apply to text-conditional models only")
         B = cond.shape[0]
         null = gpt.null_condition.expand(B) if uncond is None else _check_labels(gpt, uncond, "uncond", where, True)
+        if null.shape[0] == 1:
+            null = null.expand(B)
     else:
         cond = _check_features(gpt, cond, "cond", where)
         B = cond.shape[0]
@@ -89,7 +114,10 @@ def prepare_condition(
             null = gpt.null_condition.expand(B, -1, -1)
             uncond_mask = cond_mask  # LlamaGen masks both halves with the prompt's mask
         else:
-            null = _check_features(gpt, uncond, "uncond", where).expand(B, -1, -1)
+            null = _check_features(gpt, uncond, "uncond", where)
+            if null.shape[0] not in (1, B):
+                raise ValueError(f"{where}: uncond has batch {null.shape[0]}, expected 1 or {B} (cond's batch)")
+            null = null.expand(B, -1, -1)
             uncond_mask = _as_mask(uncond_mask, (null.shape[0], null.shape[1]), "uncond_mask", where)
             if uncond_mask is None and cond_mask is not None:
                 uncond_mask = torch.ones_like(cond_mask)

@@ -194,8 +194,7 @@ def eval_binding(m: Models, n: int, seed: int, batch: int = 64) -> Tally:
     its shape scores about 50%. Scenes are named in reading order, as the t2i was trained, and scored in
     canonical codes (every flat token its colour's commonest code among these scenes), the codes the
     built-in t2i learnt to emit: on raw codes its likelihoods are dominated by context codes it never
-    emits (for an earlier t2i, on the VQ before flat codes: 68.8% of 128 dev scenes on raw codes, 84.4% on
-    canonical ones)."""
+    emits (measured in docs/training-notes.md, stage 2)."""
     rng = np.random.default_rng(seed)
     tally = Tally()
     scenes = []
@@ -286,8 +285,7 @@ def parse_sampling(items: list[str], sampling: dict[str, dict[str, float]]) -> d
 @torch.no_grad()  # not set_grad_enabled(False): a caller's grad mode comes back on return
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gptimg_core.eval", description=__doc__)
-    # 1000: about 290 pairs, 333 classes and 200 edits, so each targeted rate's 95% interval is about +-4 points
-    # (the 300 before left 87 pairs and 60 edits: +-8).
+    # Large enough that each targeted rate's interval can tell the targets apart (docs/training-notes.md).
     ap.add_argument("--n", type=int, default=1000, help="text prompts (class ids and inpaint cases scale with it)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--dev", action="store_true", help="the development sets (DEV_SETS) instead of --n / --seed")

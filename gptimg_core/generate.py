@@ -9,9 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .checks import check_callables, check_int, check_model
 from .decoding import Callback, Observer, Request, decode_attention, run
 from .gpt import attention_mask
+from .memory import check_memory
 from .sampling import Draws, Generators, SamplingOptions, image_generators
+from .settings import resolve
 from .token_model import Condition, TokenModel
 
 __all__ = ["Callback", "Observer", "attention_mask", "decode_attention", "generate", "run_sampler"]
@@ -79,7 +82,7 @@ def side_by_side(
     return run(req, report_to, observe)
 
 
-def best_of(
+def best_of_draws(
     model: TokenModel,
     cond: Condition,
     opts: SamplingOptions,
@@ -108,15 +111,15 @@ def generate(
     cond_mask: Tensor | None = None,
     uncond: Tensor | None = None,
     uncond_mask: Tensor | None = None,
-    cfg_scale: float = 4.0,
-    cfg_interval: int = -1,
-    cfg_schedule: str = "constant",
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    candidates: int = 1,
-    decoding: str = "ar",
-    window: int = 16,
+    cfg_scale: float | None = None,
+    cfg_interval: int | None = None,
+    cfg_schedule: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    best_of: int | None = None,
+    decoding: str | None = None,
+    window: int | None = None,
     seed: int | None = None,
     generator: Generators = None,
     callback: Callback | None = None,
@@ -125,23 +128,31 @@ def generate(
 
     cond: class ids (B,) for c2i; caption features (B, T, C) with cond_mask (B, T) (bool or 0/1,
     left-padded) for t2i. uncond: the null branch of CFG (default: the model's stored null
-    condition); for t2i encoded negative-prompt features with uncond_mask. cfg_scale 1 runs no null
-    branch. top_k=1 is greedy. candidates > 1 draws that many per image side by side and keeps the one
-    whose tokens the model finds likeliest under the condition (best_of). decoding "ar" draws one token per
-    forward pass; "sjd" verifies `window` drafted tokens per pass (speculative Jacobi decoding), with the
-    same distribution of images. seed: image i draws from seed + i, so it is the same image in any batch
-    (or give `generator`: one per image, or one shared by all).
+    condition); for t2i encoded negative-prompt features with uncond_mask. Every sampling setting left None
+    is the model's recommendation (model.recommended). cfg_scale 1 runs no null branch; top_k=1 is greedy.
+    best_of > 1 draws that many per image side by side and keeps the one whose tokens the model finds
+    likeliest under the condition. decoding "ar" draws one token per forward pass; "sjd" verifies `window`
+    drafted tokens per pass (speculative Jacobi decoding), with the same distribution of images. seed: image
+    i draws from seed + i, so it is the same image in any batch (or give `generator`: one per image, or one
+    shared by all).
     """
-    opts = SamplingOptions(cfg_scale, cfg_interval, cfg_schedule, temperature, top_k, top_p, decoding, window)
-    opts.check("generate")
-    if not isinstance(candidates, int) or candidates < 1:
-        raise ValueError(f"generate: candidates must be an integer >= 1 (1 = one draw per image), got {candidates!r}")
-    c = model.condition(cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where="generate")
+    where = "generate"
+    check_model(model, where)
+    opts = resolve(
+        model, "sample", cfg_scale=cfg_scale, cfg_interval=cfg_interval, cfg_schedule=cfg_schedule,
+        temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window,
+    )  # fmt: skip
+    opts.check(where)
+    draws = model.recommended.best_of if best_of is None else best_of
+    check_int(where, "best_of", draws, minimum=1, hint=" (1 = one draw per image)")
+    check_callables(where, generator, callback)
+    c = model.condition(cond, cond_mask, uncond, uncond_mask, guided=opts.uses_cfg, where=where)
+    check_memory(model, c.batch, draws, guided=opts.uses_cfg, where=where)
     if seed is not None:
-        generator = image_generators(seed, c.batch)
-    if candidates == 1:
+        generator = image_generators(check_int(where, "seed", seed), c.batch)
+    if draws == 1:
         tokens = run_sampler(model, c, opts, generator=generator, callback=callback)
     else:
-        tokens = best_of(model, c, opts, candidates, generator=generator, callback=callback)
+        tokens = best_of_draws(model, c, opts, draws, generator=generator, callback=callback)
     g = model.grid
     return tokens.view(-1, g, g)

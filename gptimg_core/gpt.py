@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import GPTConfig
+from .settings import LLAMAGEN, Recommended
 from .token_model import Condition
 
 # On CPU a decode step multiplies a few rows (batch x 2 with CFG) by each weight matrix, which is bound by
@@ -239,6 +240,7 @@ class GPT(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = Linear(cfg.dim, cfg.vocab_size)
         self._rope: dict[torch.device, Tensor] = {}  # fp32 per device, never cast with the model
+        self.recommended: Recommended = LLAMAGEN[cfg.model_type]  # the loader sets the built-in model's own
 
     def rope_table(self) -> Tensor:
         device = self.tok_embeddings.weight.device
@@ -279,6 +281,11 @@ class GPT(nn.Module):
 
     def start(self, cond: Condition) -> GPTState:
         return GPTState(self, cond)
+
+    def sampling_bytes(self, rows: int) -> int:
+        from .memory import sampling_bytes  # the estimate reads this class's config
+
+        return sampling_bytes(self, rows, 1, guided=False)
 
     @property
     def null_condition(self) -> Tensor:

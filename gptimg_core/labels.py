@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 
@@ -25,13 +26,16 @@ def imagenet_class_names() -> tuple[str, ...]:
 def stored_class_names(path: str | os.PathLike) -> tuple[str, ...] | None:
     """The "class_names" JSON list in a safetensors file's metadata, or None (other files, or absent)."""
     p = Path(path)
-    if p.suffix != ".safetensors":
+    if p.suffix.lower() != ".safetensors":
         return None
     with safe_open(str(p), framework="pt", device="cpu") as f:  # reads the header only
         raw = (f.metadata() or {}).get("class_names")
     if raw is None:
         return None
-    names = json.loads(raw)
+    try:
+        names = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"stored_class_names: {p.name}: metadata 'class_names' is not JSON ({e})") from e
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"stored_class_names: {p.name}: metadata 'class_names' must be a JSON list of strings")
     return tuple(names)
@@ -53,9 +57,9 @@ def resolve_class(text: str, names: tuple[str, ...] | None, num_classes: int, wh
         raise ValueError(
             f"{where}: is empty; give a class id 0..{num_classes - 1}" + (" or a class name" if names else "")
         )
-    if s.isdigit():
+    if re.fullmatch(r"[+-]?\d+", s):  # "-1" is a number out of range, never a name
         i = int(s)
-        if i >= num_classes:
+        if not 0 <= i < num_classes:
             raise ValueError(f"{where}: class id {i} is out of range; this model has classes 0..{num_classes - 1}")
         return i
     if names is None:

@@ -7,6 +7,7 @@ Tensors cross at the boundary: the decoders hand torch tensors in and get fp32 C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,12 +17,14 @@ import torch
 from torch import Tensor
 
 from .checkpoint import DTYPES, CheckpointError
+from .checkpoint import ONNX_CONFIG as CONFIG_NAME
 from .config import GPTConfig, VQConfig
 from .onnx_graphs import kv_names
+from .sampling import SamplingOptions
+from .settings import Recommended
 from .token_model import Condition
 from .vq import _check_codes, _check_pixels, _chunk
 
-CONFIG_NAME = "gptimg_onnx.json"  # the file that marks a folder as an export (what load_gpt/load_vq look for)
 FORMAT, VERSION = "gptimg-onnx", 1  # what onnx_export writes into it
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -92,6 +95,7 @@ class OnnxGPT:
         self.prefill_session = session(folder / graphs[dtype]["prefill"]["file"], device, threads)
         self.decode_session = session(folder / graphs[dtype]["decode"]["file"], device, threads)
         self.past_names = kv_names(self.cfg.n_layer, "past")
+        self.recommended = recommended_from_json(meta["gpt"]["recommended"])  # the exported model's own
         if self.cfg.model_type == "c2i":
             self._null = torch.tensor(self.cfg.num_classes)
         else:
@@ -133,6 +137,26 @@ class OnnxGPT:
 
     def start(self, cond: Condition) -> OnnxState:
         return OnnxState(self, cond)
+
+    def sampling_bytes(self, rows: int) -> int:
+        """memory.sampling_bytes' terms for this config, with the cache counted twice: a run holds the past it
+        was given and the present it returns."""
+        cfg = self.cfg
+        item = 2 if self.dtype == "fp16" else 4
+        T, S = cfg.cls_token_num, cfg.cls_token_num + cfg.block_size
+        kv = cfg.n_layer * 2 * rows * cfg.kv_heads * S * cfg.head_dim * item
+        prefill = rows * T * (4 * cfg.dim + 3 * cfg.hidden) * item + rows * cfg.n_head * T * T * 4
+        return 2 * kv + prefill + rows * cfg.vocab_size * 4 * 4
+
+
+def recommended_to_json(r: Recommended) -> dict:
+    """A model's Recommended as the export's JSON records it."""
+    return dataclasses.asdict(r)
+
+
+def recommended_from_json(d: dict) -> Recommended:
+    edit = SamplingOptions(**d["edit"]) if d.get("edit") is not None else None
+    return Recommended(SamplingOptions(**d["sample"]), best_of=d["best_of"], edit=edit, particles=d["particles"])
 
 
 class OnnxState:
@@ -211,7 +235,7 @@ class OnnxVQ:
 
     def encode(self, pixels: Tensor) -> Tensor:
         """Pixels (B, 3, H, W) in [-1, 1] -> codes LongTensor (B, H/ds, W/ds)."""
-        _check_pixels(pixels, self.downsample)
+        _check_pixels(pixels, self.downsample, self.cfg.in_channels)
         x = pixels.detach().cpu().float()
         n = _chunk(tuple(x.shape[-2:]), torch.device("cpu"))  # as VQModel: a few images a call on CPU
         return torch.cat([torch.from_numpy(self.encoder.run(None, {"pixels": c.numpy()})[0]) for c in x.split(n)])

@@ -22,7 +22,7 @@ from torch import nn
 from .builtin import builtin_path
 from .checkpoint import DTYPES, load_gpt, load_vq
 from .gpt import GPT
-from .onnx_backend import CONFIG_NAME, FORMAT, VERSION
+from .onnx_backend import CONFIG_NAME, FORMAT, VERSION, recommended_to_json
 from .onnx_graphs import Decode, Prefill, VQDecode, VQEncode, kv_names
 from .vq import VQModel
 
@@ -197,7 +197,8 @@ def export_onnx(
     meta: dict = {"format": FORMAT, "version": VERSION, "opset": OPSET, "torch": torch.__version__}
     meta["onnx"] = onnx.__version__
     graphs = {d: export_gpt(gpt, out, d) for d in dtypes}
-    meta["gpt"] = {"config": dataclasses.asdict(gpt.cfg), "graphs": graphs}
+    meta["gpt"] = {"config": dataclasses.asdict(gpt.cfg), "recommended": recommended_to_json(gpt.recommended)}
+    meta["gpt"]["graphs"] = graphs
     if gpt.cfg.model_type == "t2i":
         np.save(out / NULL_CAPTION, gpt.cls_embedding.uncond_embedding.float().cpu().numpy())
         meta["gpt"]["null_caption"] = NULL_CAPTION

@@ -9,12 +9,9 @@ its own free tokens under the prompt (the conditional model, no guidance). The w
 (many fills agree equally well with the kept tokens); the fill's likelihood then picks the one the model
 finds most natural for the prompt.
 
-Measured with the previous run of the built-in t2i's recipe (8 particles, temperature 1.0): on the 672 dev edits the rule was chosen
-on, the weights alone kept a right fill in 88.1%, with the likelihood term 90.5% (a right fill was among
-the 8 in 94.4%); on 1,152 fresh dev edits, 89.8% against 85.8% for what shipped before (the weights alone,
-with the particles resampled as they go: sequential Monte Carlo). Resampling collapses the fills to a
-few, which leaves the likelihood term nothing to choose among, so the fills run independently
-(docs/training-notes.md).
+The fills run independently: resampling them as they go (sequential Monte Carlo) collapses them to a few,
+which leaves the likelihood term nothing to choose among. How the rule and FILL_WEIGHT were chosen, with
+the rates: docs/training-notes.md.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from .generate import OwnLikelihood, side_by_side
 from .sampling import Generators, SamplingOptions
 from .token_model import Condition, TokenModel
 
-FILL_WEIGHT = 0.25  # of 672 dev edits right, by this weight: 0 88.1%, 0.1 90.0%, 0.25 90.5%, 0.5 90.2%, 1 89.3%
+FILL_WEIGHT = 0.25  # chosen on the dev edits (docs/training-notes.md)
 
 
 def particle_fills(

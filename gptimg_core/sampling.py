@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_choice, check_float, check_int
+
 DECODINGS = ("ar", "sjd")
+
+# Guidance past this overflows fp32 logits into inf - inf = NaN (LlamaGen's models are run at 1.5 to 10).
+MAX_CFG = 1000.0
 
 
 @dataclass(frozen=True)
@@ -28,23 +33,19 @@ class SamplingOptions:
     window: int = 16  # SJD's drafted tokens per pass
 
     def check(self, where: str) -> None:
-        """Raise a ValueError naming `where` and the bad argument."""
-        if not self.cfg_scale >= 1.0:
-            raise ValueError(f"{where}: cfg_scale must be >= 1.0 (1.0 switches guidance off), got {self.cfg_scale}")
-        if self.cfg_schedule not in ("constant", "linear"):
-            raise ValueError(f"{where}: cfg_schedule must be 'constant' or 'linear', got {self.cfg_schedule!r}")
-        if not isinstance(self.cfg_interval, int) or self.cfg_interval < -1:
-            raise ValueError(f"{where}: cfg_interval must be an integer >= -1, got {self.cfg_interval!r}")
-        if not self.temperature >= 0:
-            raise ValueError(f"{where}: temperature must be >= 0, got {self.temperature}")
-        if not isinstance(self.top_k, int) or not 0 <= self.top_k:
-            raise ValueError(f"{where}: top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {self.top_p}")
-        if self.decoding not in DECODINGS:
-            raise ValueError(f"{where}: decoding must be one of {DECODINGS}, got {self.decoding!r}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"{where}: window must be an integer >= 1 (drafted tokens per pass), got {self.window!r}")
+        """Raise a TypeError/ValueError naming `where` and the bad argument (bools, non-finite numbers included)."""
+        check_float(
+            where, "cfg_scale", self.cfg_scale, minimum=1.0, maximum=MAX_CFG, hint=" (1.0 switches guidance off)"
+        )
+        check_choice(where, "cfg_schedule", self.cfg_schedule, ("constant", "linear"))
+        check_int(where, "cfg_interval", self.cfg_interval, minimum=-1, hint=" (-1: guide every step)")
+        check_float(where, "temperature", self.temperature, minimum=0.0, hint=" (0 = greedy)")
+        check_int(where, "top_k", self.top_k, minimum=0, hint=" (0 = off)")
+        top_p = check_float(where, "top_p", self.top_p, maximum=1.0, hint=" (1.0 = off)")
+        if not top_p > 0.0:
+            raise ValueError(f"{where}: top_p must be in (0, 1] (1.0 = off), got {top_p}")
+        check_choice(where, "decoding", self.decoding, DECODINGS)
+        check_int(where, "window", self.window, minimum=1, hint=" (drafted tokens per pass)")
 
     @property
     def greedy(self) -> bool:

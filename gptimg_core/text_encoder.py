@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .checks import all_finite
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, T5EncoderModel
+
+    from .janus import JanusPromptEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,9 @@ TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 # A full T5ForConditionalGeneration checkpoint (flan-t5-xl) also holds these; the encoder never uses them.
 IGNORED_WEIGHT_PREFIXES = ("decoder.", "lm_head.")
+# Longest prompt taken, in characters: far past any encoder's max_length (LlamaGen's 120 tokens is a few hundred
+# characters); a megabyte string would only make the tokenizer work for tokens that are dropped anyway.
+MAX_PROMPT_CHARS = 20_000
 _FOLDER_HINT = (
     "a local Hugging Face T5 folder such as flan-t5-xl (config.json, tokenizer.json or spiece.model, weights)"
 )
@@ -64,6 +71,7 @@ class TextEncoder:
     def embed(self, prompts: str | Sequence[str]) -> tuple[Tensor, Tensor]:
         """As `encode`, with autograd left on (used when training the encoder)."""
         texts = _check_prompts(prompts)
+        self._warn_truncated(texts)
         # padding_side is forced: the left-padding below assumes the tokenizer padded on the right.
         batch = self.tokenizer(
             texts,
@@ -79,6 +87,17 @@ class TextEncoder:
         mask = batch["attention_mask"].to(self.device)  # (B, L) int64, 1s then 0s
         h = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, C)
         return left_pad(h.float(), mask.bool())
+
+    def _warn_truncated(self, texts: list[str]) -> None:
+        """Log one warning for the prompts longer than max_length tokens, saying how many tokens are dropped."""
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
+        long = [(i, n) for i, n in enumerate(lengths) if n > self.max_length]
+        if long:
+            logger.warning(
+                "TextEncoder.encode: the encoder reads max_length=%d tokens; %s",
+                self.max_length,
+                ", ".join(f"prompt {i} has {n} (with </s>): the last {n - self.max_length} dropped" for i, n in long),
+            )
 
 
 def left_pad(features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -97,8 +116,14 @@ def load_text_encoder(
     max_length: int = 120,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> TextEncoder:
-    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120)."""
+) -> TextEncoder | JanusPromptEncoder:
+    """Load a T5 encoder + tokenizer from a local folder, never downloading (max_length: LlamaGen's 120); for a
+    Janus-Pro folder its prompt encoder (max_length and dtype do not apply)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TextEncoderError(
+            f"load_text_encoder: path must be a folder path (str or os.PathLike), got {type(path).__name__}; "
+            f"expected {_FOLDER_HINT}"
+        )
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise TextEncoderError(
             f"load_text_encoder: max_length must be a positive int (LlamaGen uses 120), got {max_length!r}"
@@ -107,6 +132,10 @@ def load_text_encoder(
         raise TextEncoderError(
             f"load_text_encoder: dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}"
         )
+    from .janus import is_janus_folder, load_janus_prompt_encoder
+
+    if is_janus_folder(path):  # Janus embeds its prompt ids itself: its "encoder" is the tokenizer + chat template
+        return load_janus_prompt_encoder(path).to(device)
     folder = _check_folder(path)
 
     from transformers import AutoTokenizer, T5EncoderModel
@@ -130,6 +159,7 @@ def load_text_encoder(
             "the folder mixes files of different models."
         ) from e
     _check_loading_info(folder, info)
+    _check_finite_weights(folder, model)
     _check_tokenizer(folder, tokenizer, int(model.config.vocab_size))
     enc = TextEncoder(model, tokenizer, max_length).to(device)
     logger.info(
@@ -193,6 +223,17 @@ def _check_loading_info(folder: Path, info: dict) -> None:
         )
 
 
+def _check_finite_weights(folder: Path, model: torch.nn.Module) -> None:
+    """Refuse NaN/inf weights, naming the folder, its weight files and the first bad tensors."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not all_finite(v)]
+    if bad:
+        files = sorted(p.name for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern))
+        raise TextEncoderError(
+            f"load_text_encoder: the weights in {str(folder)!r} ({', '.join(files)}) hold NaN or inf values in "
+            f"{len(bad)} tensors: {', '.join(bad[:5])}; the files are corrupt (re-download them)"
+        )
+
+
 def _check_tokenizer(folder: Path, tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> None:
     """Check the tokenizer pads with a real token, appends </s> like T5, and fits the embedding table."""
     if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
@@ -216,7 +257,7 @@ def _check_tokenizer(folder: Path, tokenizer: PreTrainedTokenizerBase, vocab_siz
 def _check_prompts(prompts: str | Sequence[str]) -> list[str]:
     """Normalise `prompts` to a non-empty list of strings."""
     if isinstance(prompts, str):
-        return [prompts]
+        prompts = [prompts]
     if not isinstance(prompts, Sequence):
         raise TypeError(f"TextEncoder.encode: prompts must be a str or a sequence of str, got {type(prompts).__name__}")
     texts = list(prompts)
@@ -226,5 +267,17 @@ def _check_prompts(prompts: str | Sequence[str]) -> list[str]:
         )
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"TextEncoder.encode: prompts[{i}] must be a str, got {type(t).__name__} ({t!r})")
+            raise TypeError(f"TextEncoder.encode: prompts[{i}] must be a str, got {type(t).__name__} ({t!r:.80})")
+        if len(t) > MAX_PROMPT_CHARS:
+            raise TextEncoderError(
+                f"TextEncoder.encode: prompts[{i}] has {len(t):,} characters; the limit is {MAX_PROMPT_CHARS:,} "
+                f"(the encoder keeps only its first max_length tokens anyway)"
+            )
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise TextEncoderError(
+                f"TextEncoder.encode: prompts[{i}] is not valid text: {e.reason} at character {e.start} "
+                f"({t[e.start : e.end]!r}); a lone surrogate usually comes from a broken decode of UTF-16"
+            ) from e
     return texts

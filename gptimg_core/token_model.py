@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from .settings import Recommended
+
 
 @dataclass
 class Condition:
@@ -78,6 +80,7 @@ class TokenModel(Protocol):
     grid: int
     vocab_size: int
     device: torch.device
+    recommended: Recommended  # what every setting left None stands for
 
     def condition(
         self,
@@ -94,4 +97,9 @@ class TokenModel(Protocol):
 
     def start(self, cond: Condition) -> DecodeState:
         """A fresh decode state (an empty cache) for these rows."""
+        ...
+
+    def sampling_bytes(self, rows: int) -> int:
+        """Estimated peak bytes of decoding `rows` sequences (KV cache, prefill, a step's transients), for
+        the check that a request fits before it starts (memory.py)."""
         ...

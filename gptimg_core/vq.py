@@ -10,7 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_finite
 from .config import VQConfig
+
+# pixels a little outside [-1, 1] from resampling or float rounding are fine; 0..255 or 0..1-offset are not
+RANGE_SLACK = 1e-3
 
 
 def _norm(ch: int, groups: int) -> nn.GroupNorm:
@@ -199,8 +203,12 @@ class VQModel(nn.Module):
 
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
-        """Pixels (B, 3, H, W) in [-1, 1] -> codes LongTensor (B, H/ds, W/ds)."""
-        _check_pixels(pixels, self.downsample)
+        """Pixels (B, 3, H, W) float in [-1, 1] -> codes LongTensor (B, H/ds, W/ds).
+
+        Values outside [-1, 1] (beyond float rounding) are an error, not clamped: a 0..255 image is the
+        commonest mistake. A float image in 0..1 (ComfyUI's IMAGE) cannot be told apart from a bright one
+        in [-1, 1], so it is not guessed at: convert it at the boundary (x * 2 - 1)."""
+        _check_pixels(pixels, self.downsample, self.cfg.in_channels)
         w = self.quant_conv.weight
         x = pixels.to(w.device, w.dtype)
         return torch.cat([self.quantize.indices(self.latent(c)) for c in x.split(_chunk(x.shape[-2:], x.device))])
@@ -217,12 +225,9 @@ class VQModel(nn.Module):
 
 
 # On CPU a large batch runs slower per image than a few images at a time: once the activations outgrow
-# the caches, every conv and GroupNorm streams them through memory. Measured on 2 EPYC cores, built-in VQ
-# (64x64): decoding 256 images took 14.0 ms per image in one call, 4.2 ms in chunks of 8; encoding
-# 4.0 ms against 1.4 ms in chunks of 8. LlamaGen's VQ-16 layout at 256x256 (random weights): 1.6 s
-# against 1.1 s per image one at a time. Each image's result is the same up to float rounding: oneDNN
-# picks its conv algorithm by batch size. For the built-in VQ (64 scenes, one batch against one at a time)
-# the codes came out equal and 10 of 786,432 decoded 8-bit values differed by 1. GPUs want big batches.
+# the caches, every conv and GroupNorm streams them through memory (timings: MODEL_CARD.md, Speed). Results
+# match a whole batch's up to float rounding (oneDNN picks its conv algorithm by batch size). GPUs want big
+# batches.
 CPU_CHUNK_PIXELS = 8 * 64 * 64
 
 
@@ -233,22 +238,44 @@ def _chunk(side: tuple[int, int], device: torch.device) -> int:
     return max(1, CPU_CHUNK_PIXELS // (side[0] * side[1]))
 
 
-def _check_pixels(pixels: Tensor, ds: int) -> None:
-    if not isinstance(pixels, Tensor) or pixels.dim() != 4 or pixels.shape[1] != 3:
+def _check_pixels(pixels: Tensor, ds: int, channels: int) -> None:
+    where = "VQModel.encode"
+    if not isinstance(pixels, Tensor) or pixels.dim() != 4 or pixels.shape[1] != channels:
         got = tuple(pixels.shape) if isinstance(pixels, Tensor) else type(pixels).__name__
-        raise ValueError(f"VQModel.encode: pixels must be a (B, 3, H, W) tensor in [-1, 1], got {got}")
-    H, W = pixels.shape[-2:]
+        raise ValueError(
+            f"{where}: pixels must be a (B, {channels}, H, W) float tensor in [-1, 1], got {got}; "
+            f"an image (B, H, W, {channels}) needs .permute(0, 3, 1, 2) (images.from_uint8 does it for uint8)"
+        )
+    if not pixels.is_floating_point():
+        raise TypeError(
+            f"{where}: pixels must be a float tensor in [-1, 1], got {pixels.dtype}; "
+            f"convert a 0..255 image with images.from_uint8, or x.float() / 127.5 - 1"
+        )
+    B, _, H, W = pixels.shape
+    if B == 0 or H == 0 or W == 0:
+        raise ValueError(f"{where}: pixels is empty (shape {tuple(pixels.shape)}); give at least one {ds}x{ds} image")
     if H % ds or W % ds:
         raise ValueError(
-            f"VQModel.encode: image size {W}x{H} is not a multiple of the tokenizer's downsample {ds}; "
+            f"{where}: image size {W}x{H} is not a multiple of the tokenizer's downsample {ds}; "
             f"resize or crop it to {W - W % ds}x{H - H % ds}"
         )
+    check_finite(where, "pixels", pixels)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    if lo < -1.0 - RANGE_SLACK or hi > 1.0 + RANGE_SLACK:
+        hint = (
+            "a 0..255 image: x / 127.5 - 1 (or images.from_uint8 on the uint8 array)"
+            if hi > 2.0 and lo >= 0.0
+            else "rescale it to [-1, 1]"
+        )
+        raise ValueError(f"{where}: pixels must lie in [-1, 1], got values in [{lo:g}, {hi:g}]; for {hint}")
 
 
 def _check_codes(codes: Tensor, size: int) -> None:
-    if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point():
+    if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.is_floating_point() or codes.dtype == torch.bool:
         got = (tuple(codes.shape), codes.dtype) if isinstance(codes, Tensor) else type(codes).__name__
         raise ValueError(f"VQModel.decode: codes must be an integer tensor (B, h, w), got {got}")
+    if codes.numel() == 0:
+        raise ValueError(f"VQModel.decode: codes is empty (shape {tuple(codes.shape)})")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= size):
         raise ValueError(
             f"VQModel.decode: codes must lie in [0, {size}) for this tokenizer, got [{int(codes.min())}, "

@@ -16,6 +16,7 @@ import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
+from comfy_api.v0_0_2 import io
 from PIL import Image
 from server import PromptServer
 from torch import Tensor
@@ -40,6 +41,35 @@ CHECKPOINT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".safetensors"})
 STATS_EVENT = "gptimg.sampling_stats"
 BAR_INTERVAL_S = 0.1  # progress bar updates without a preview: at most 10 per second
 STATS_INTERVAL_S = 0.25
+
+
+# ---- node schemas --------------------------------------------------------------------------------
+
+# What users type in the node search for each node (the display name and category are searched anyway).
+SEARCH_ALIASES: dict[str, list[str]] = {
+    "GPTImgLoadModel": ["llamagen", "autoregressive", "gpt image", "load checkpoint", "t2i", "c2i"],
+    "GPTImgLoadVQ": ["vq", "vqgan", "image tokenizer", "llamagen", "load vae"],
+    "GPTImgLoadTextEncoder": ["t5", "flan-t5", "text encoder", "llamagen", "load clip"],
+    "GPTImgEncodePrompt": ["prompt", "text encode", "t5", "clip text encode", "llamagen"],
+    "GPTImgClassLabel": ["class", "imagenet", "label", "c2i", "llamagen"],
+    "GPTImgSampler": ["llamagen", "autoregressive", "ksampler", "generate", "next token", "vq"],
+    "GPTImgVQEncode": ["vq", "tokenize", "vae encode", "image to tokens"],
+    "GPTImgVQDecode": ["vq", "detokenize", "vae decode", "tokens to image"],
+    "GPTImgTokenInpaint": ["inpaint", "fill", "repaint", "mask", "autoregressive", "vq"],
+    "GPTImgOutpaint": ["outpaint", "extend", "expand canvas", "uncrop", "inpaint"],
+    "GPTImgVariations": ["variation", "resample", "reroll", "autoregressive"],
+    "GPTImgImg2Img": ["img2img", "image to image", "denoise", "strength", "autoregressive"],
+    "GPTImgTokenMaskPreview": ["mask preview", "inpaint", "token grid", "vq"],
+}
+# ComfyUI 0.3.75's io.Schema has no search_aliases field (later versions do): pass them only where it exists.
+TAKES_SEARCH_ALIASES = "search_aliases" in getattr(io.Schema, "__dataclass_fields__", {})
+
+
+def schema(node_id: str, **fields) -> io.Schema:
+    """io.Schema of a node, with its SEARCH_ALIASES where this ComfyUI's schema takes them."""
+    if TAKES_SEARCH_ALIASES:
+        fields.setdefault("search_aliases", SEARCH_ALIASES.get(node_id, []))
+    return io.Schema(node_id=node_id, **fields)
 
 
 # ---- folders ---------------------------------------------------------------------------------------
@@ -73,16 +103,47 @@ def checkpoint_files(folder: str) -> list[str]:
     return out
 
 
+def folder_paths_of(folder: str) -> list[str]:
+    """The directories registered under a model folder name (none if it is not registered)."""
+    return list(folder_paths.get_folder_paths(folder)) if folder in folder_paths.folder_names_and_paths else []
+
+
 def checkpoint_path(folder: str, name: str) -> Path:
     """Full path of a file chosen in a combo (FileNotFoundError naming the folder if it is gone)."""
     return Path(folder_paths.get_full_path_or_raise(folder, name))
 
 
-def _is_t5_folder(config: Path) -> bool:
+def _model_type(config: Path) -> str | None:
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "t5"
-    except (OSError, ValueError, AttributeError):  # unreadable or not a JSON object: not a T5 folder
-        return False
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):  # unreadable or not a JSON object: no model folder
+        return None
+
+
+def _is_t5_folder(config: Path) -> bool:
+    return _model_type(config) == "t5"
+
+
+def _hf_folders(roots: list[Path], model_types: tuple[str, ...]) -> dict[str, Path]:
+    """Folders up to two levels below roots whose config.json has one of model_types: {name: path}; the first
+    root wins a name."""
+    found: dict[str, Path] = {}
+    for root in roots:
+        for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
+            name = config.parent.relative_to(root).as_posix()
+            if name not in found and _model_type(config) in model_types:
+                found[name] = config.parent
+    return found
+
+
+def janus_folders() -> dict[str, Path]:
+    """Hugging Face Janus-Pro folders (config.json model_type "janus") up to two levels below models/gptimg."""
+    roots = (
+        [Path(p) for p in folder_paths.get_folder_paths(GPT_FOLDER)]
+        if GPT_FOLDER in folder_paths.folder_names_and_paths
+        else []
+    )
+    return _hf_folders(roots, ("janus",))
 
 
 def _text_encoder_roots() -> list[Path]:
@@ -94,15 +155,10 @@ def _text_encoder_roots() -> list[Path]:
 
 
 def text_encoder_folders() -> dict[str, Path]:
-    """T5 folders (holding a config.json with model_type "t5") up to two levels below the text_encoders
-    and gptimg folders: {name relative to its root: path}; the first root wins a name."""
-    found: dict[str, Path] = {}
-    for root in _text_encoder_roots():
-        for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
-            name = config.parent.relative_to(root).as_posix()
-            if name not in found and _is_t5_folder(config):
-                found[name] = config.parent
-    return found
+    """T5 folders and Janus folders (config.json model_type "t5" or "janus": a Janus folder holds its own
+    tokenizer) up to two levels below the text_encoders and gptimg folders: {name relative to its root: path};
+    the first root wins a name."""
+    return _hf_folders(_text_encoder_roots(), ("t5", "janus"))
 
 
 # ---- devices and model management ------------------------------------------------------------------
@@ -182,13 +238,16 @@ class SamplingProgress:
 
     At every token: raise InterruptProcessingException if the user interrupted (ComfyUI's check).
     Progress bar: at most every BAR_INTERVAL_S, with a live preview when a VQ is given (palette map
-    or real decode, as the PreviewScheduler allows within 10% of the sampling time). Websocket
-    event STATS_EVENT {node, done, total, tokens_per_s, eta_s, finished}: every STATS_INTERVAL_S and
+    or real decode, as the PreviewScheduler allows within 10% of the sampling time); at the last token
+    (the tokens the node returns) always the finished image, decoded, whatever the budget. Websocket
+    event STATS_EVENT {node, done, total, tokens_per_s, eta_s, finished, settings}: every STATS_INTERVAL_S and
     at the end. Use as a context manager so the final event is sent however sampling ends.
     """
 
-    def __init__(self, node_id: str | None, total: int, grid: tuple[int, int], vq: GPTImgVQ | None = None) -> None:
-        self.node_id, self.total, self.grid, self.vq = node_id, total, grid, vq
+    def __init__(
+        self, node_id: str | None, total: int, grid: tuple[int, int], vq: GPTImgVQ | None = None, settings: str = ""
+    ) -> None:
+        self.node_id, self.total, self.grid, self.vq, self.settings = node_id, total, grid, vq, settings
         self.bar = comfy.utils.ProgressBar(total, node_id=node_id)
         self.start = time.perf_counter()
         self.last_bar = self.last_stats = -1.0
@@ -203,7 +262,10 @@ class SamplingProgress:
             self._start_previews(tokens.shape[0])
         now = time.perf_counter()
         kind = self.scheduler.due(step) if self.scheduler is not None else None
-        if kind is not None:
+        if step >= total and self.vq is not None:  # the finished image, so the last preview is never stale
+            self.bar.update_absolute(step, total, ("JPEG", self._render("final", tokens), args.preview_size))
+            self.last_bar = now
+        elif kind is not None:
             with self.scheduler.measure(kind):
                 self.bar.update_absolute(step, total, ("JPEG", self._render(kind, tokens), args.preview_size))
             self.last_bar = now
@@ -225,8 +287,9 @@ class SamplingProgress:
         self.scheduler = PreviewScheduler(self.total, w, estimates, every_rows=every_rows_for(h))
 
     def _render(self, kind: str, tokens: Tensor) -> Image.Image:
+        """A tiled preview of the first MAX_TILED images: "decode" or "final" (a real VQ decode), or "palette"."""
         shown = tokens[:MAX_TILED]
-        if kind == "decode":
+        if kind in ("decode", "final"):
             images = render_decoded(self.vq.vq, self.vq.preview, shown, self.grid, self.cell)
         else:
             images = render_palette(self.vq.preview, shown, self.grid, self.cell)
@@ -245,6 +308,7 @@ class SamplingProgress:
                 "tokens_per_s": round(rate, 2),
                 "eta_s": round(eta, 2),
                 "finished": finished,
+                "settings": self.settings,
             },
         )
 

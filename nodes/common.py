@@ -1,21 +1,19 @@
 """Shared by the node modules: layout conversions at the ComfyUI boundary, checks that name the node
-and input, and the sampling widgets every generating node has."""
+and input, and the model/condition/token sockets."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from torch import Tensor
 
-from ..gptimg_core import to_uint8
-from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
-from .types import COND, MODEL, TOKENS, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
+from ..gptimg_core import GPTConfig, to_uint8
+from .types import COND, MODEL, TOKENS, VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
-_T2I, _C2I = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]  # for the tooltips
-_INPAINT = BUILTIN_INPAINT_SAMPLING["t2i"]
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
 
 
@@ -37,17 +35,40 @@ def core_errors(node: str, name: str) -> Iterator[None]:
         raise NodeInputError(node, name, str(e)) from e
 
 
-def check_choices(node: type[io.ComfyNode], **values: str) -> bool | str:
-    """validate_inputs answer for dropdowns: ComfyUI 0.3.75 does not check a V3 node's combo values itself,
-    so a bad value would otherwise reach the core. True, or '<node>: <input>: ...' (an HTTP 400 at queue time)."""
+def check_widgets(node: type[io.ComfyNode], floors: dict[str, float] | None = None, **values: object) -> bool | str:
+    """validate_inputs answer for widgets: True, or '<node>: <input>: ...' (an HTTP 400 at queue time).
+
+    ComfyUI 0.3.75 does not check a V3 node's combo values itself, lets NaN through every min/max check, and
+    skips its own min/max for inputs named in validate_inputs: so dropdowns must be one of the choices, and
+    numbers finite and within the widget's min..max. `floors`: widgets whose minimum, -1, stands for the
+    model's recommended value, and their real minimum above it. None (a widget fed by a link) is checked
+    when it runs."""
     schema = node.define_schema()
-    options = {i.id: list(i.options) for i in schema.inputs if isinstance(i, io.Combo.Input)}
+    inputs = {i.id: i for i in schema.inputs}
     for name, value in values.items():
-        allowed = options[name]
-        if value not in allowed:
-            shown = ", ".join(repr(o) for o in allowed[:12]) + (", …" if len(allowed) > 12 else "")
+        widget = inputs[name]
+        if value is None:
+            continue
+        if isinstance(widget, io.Combo.Input):
+            allowed = list(widget.options)
+            if value not in allowed:
+                shown = ", ".join(repr(o) for o in allowed[:12]) + (", …" if len(allowed) > 12 else "")
+                return f"{schema.display_name}: {name}: {value!r} is not one of the choices ({shown}); pick one from the list"
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{schema.display_name}: {name}: expected a number, got {type(value).__name__} {value!r}"
+        if not math.isfinite(value):
+            return f"{schema.display_name}: {name}: must be a finite number, got {value!r}"
+        low, high = getattr(widget, "min", None), getattr(widget, "max", None)
+        auto = floors is not None and name in floors and value == low
+        if auto:
+            continue
+        if floors is not None and name in floors:
+            low = floors[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            extra = f", or {widget.min} for the model's recommended value" if floors and name in floors else ""
             return (
-                f"{schema.display_name}: {name}: {value!r} is not one of the choices ({shown}); pick one from the list"
+                f"{schema.display_name}: {name}: {value!r} is outside {low}..{high}; use a value in that range{extra}"
             )
     return True
 
@@ -61,7 +82,8 @@ def image_to_pixels(image: Tensor, node: str, name: str = "image") -> Tensor:
         got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
         raise NodeInputError(node, name, f"expected an IMAGE (B, H, W, 1/3/4 channels), got {got}")
     rgb = image[..., :3] if image.shape[-1] != 1 else image.expand(*image.shape[:3], 3)
-    return rgb.permute(0, 3, 1, 2).float() * 2.0 - 1.0
+    # IMAGE is 0..1 by convention; some nodes (upscalers) overshoot slightly, which the VQ would refuse
+    return (rgb.permute(0, 3, 1, 2).float() * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
 def pixels_to_image(pixels: Tensor) -> Tensor:
@@ -96,6 +118,10 @@ def check_condition(node: str, name: str, model: GPTImgModel, cond: GPTImgCond) 
         raise NodeInputError(
             node, name, f"is a {cond.kind} condition but the model is {c.model_type}; {fix} with this model"
         )
+    if not isinstance(c, GPTConfig):  # another family (Janus) checks its own conditions
+        with core_errors(node, name):
+            model.gpt.condition(cond.cond, cond.mask, None, None, guided=False, where="the condition")
+        return
     if c.model_type == "t2i" and tuple(cond.cond.shape[1:]) != (c.cls_token_num, c.caption_dim):
         raise NodeInputError(
             node,
@@ -172,80 +198,13 @@ def negative_input() -> io.Input:
     )
 
 
-def seed_input() -> io.Input:
-    return io.Int.Input(
-        "seed",
-        default=0,
-        min=0,
-        max=SEED_MAX,
-        control_after_generate=True,
-        tooltip="Random seed: the same seed and settings give the same tokens.",
-    )
-
-
-def cfg_input() -> io.Input:
-    return io.Float.Input(
-        "cfg",
-        default=4.0,
-        min=1.0,
-        max=30.0,
-        step=0.1,
-        tooltip="Classifier-free guidance scale: higher follows the condition more closely; 1.0 switches guidance off. "
-        f"4.0 is LlamaGen's default; the built-in t2i model draws best at {_T2I['cfg_scale']}, the built-in c2i at "
-        f"{_C2I['cfg_scale']}.",
-    )
-
-
-def temperature_input(inpainting: bool = False) -> io.Input:
-    """The temperature widget; `inpainting` adds the built-in t2i's inpainting temperature to its tooltip."""
-    tip = (
-        "Sampling temperature: below 1 is more conservative, above 1 more varied; 0 is greedy. "
-        f"The built-in t2i model draws best at {_T2I['temperature']}, the built-in c2i at {_C2I['temperature']}."
-    )
-    if inpainting:
-        tip += f" To inpaint with candidates > 1, the built-in t2i draws best at {_INPAINT['temperature']}."
-    return io.Float.Input("temperature", default=1.0, min=0.0, max=5.0, step=0.01, tooltip=tip)
-
-
-def top_k_input() -> io.Input:
-    return io.Int.Input(
-        "top_k",
-        default=0,
-        min=0,
-        max=1 << 20,
-        tooltip="Sample only among the k most likely tokens; 0 = off, 1 = greedy. The built-in t2i model draws best "
-        f"at {_T2I['top_k']}, the built-in c2i at {_C2I['top_k']}.",
-    )
-
-
-def top_p_input() -> io.Input:
-    return io.Float.Input(
-        "top_p",
-        default=1.0,
-        min=0.01,
-        max=1.0,
-        step=0.01,
-        tooltip="Nucleus sampling: sample among the most likely tokens holding this much probability; 1.0 = off.",
-    )
-
-
-def candidates_input() -> io.Input:
-    """The sampler's draws-per-image widget; optional, so API prompts saved before it existed still run."""
-    return io.Int.Input(
-        "candidates",
-        default=1,
-        min=1,
-        max=64,
+def preview_vq_input() -> io.Input:
+    return io.Custom(VQ).Input(
+        "vq",
         optional=True,
-        tooltip="Draws per image, run side by side; each image keeps the one the model finds likeliest under the "
-        f"prompt. 1 = a plain draw. The built-in models: t2i {_T2I['candidates']}, c2i {_C2I['candidates']}.",
+        tooltip="Optional: the VQ tokenizer, for live previews while sampling (the last one is the finished image).",
     )
 
 
 def tokens_output(tooltip: str) -> io.Output:
     return io.Custom(TOKENS).Output(display_name="tokens", tooltip=tooltip)
-
-
-def generator(seed: int) -> torch.Generator:
-    """A CPU generator (same draws on every device)."""
-    return torch.Generator().manual_seed(int(seed))

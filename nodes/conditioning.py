@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..gptimg_core import TextEncoder
+from ..gptimg_core.janus import JanusModel, JanusPromptEncoder
 from ..gptimg_core.labels import resolve_class
 from . import comfy_adapter as adapter
 from .common import NodeInputError, core_errors, model_input
@@ -17,11 +18,12 @@ class EncodePrompt(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgEncodePrompt",
             display_name=cls.NAME,
             category="gptimg/conditioning",
-            description="Encodes a prompt (and an optional negative prompt) with T5 for a text-to-image GPT.",
+            description="Encodes a prompt (and an optional negative prompt) with T5 for a text-to-image GPT, or "
+            "with a Janus-Pro folder's tokenizer and chat template for Janus-Pro.",
             inputs=[
                 io.Custom(TEXT_ENCODER).Input("text_encoder", tooltip="The T5 encoder (from Load Text Encoder)."),
                 model_input(),
@@ -53,6 +55,18 @@ class EncodePrompt(io.ComfyNode):
                 cls.NAME, "prompt", "is empty; this is a text-to-image model: describe the image to generate"
             )
         enc = text_encoder.encoder
+        if isinstance(enc, JanusPromptEncoder) != isinstance(model.gpt, JanusModel):
+            raise NodeInputError(
+                cls.NAME,
+                "text_encoder",
+                "does not belong to this model: a Janus-Pro model takes the Load Text Encoder of its own folder, "
+                "a LlamaGen model a T5 folder",
+            )
+        if isinstance(enc, JanusPromptEncoder):  # Janus conditions on its prompt's token ids
+            with core_errors(cls.NAME, "prompt"):
+                ids, mask = enc.encode([prompt])
+                uncond, uncond_mask = enc.encode([negative_prompt]) if negative_prompt.strip() else (None, None)
+            return io.NodeOutput(GPTImgCond("t2i", ids, mask, uncond, uncond_mask, prompt))
         if enc.dim != c.caption_dim:
             raise NodeInputError(
                 cls.NAME,
@@ -78,7 +92,7 @@ class ClassLabel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgClassLabel",
             display_name=cls.NAME,
             category="gptimg/conditioning",

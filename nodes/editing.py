@@ -2,64 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch.nn.functional as F
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from torch import Tensor
 
-from ..gptimg_core import img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
-from ..gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING
-from ..gptimg_core.editing import PARTICLES
+from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
 from . import comfy_adapter as adapter
+from . import sampling_part
 from .common import (
     NodeInputError,
-    cfg_input,
-    check_choices,
-    check_condition,
     check_mask,
     check_tokens_fit,
+    check_widgets,
     core_errors,
-    generator,
     model_input,
     negative_input,
     positive_input,
-    seed_input,
-    temperature_input,
+    preview_vq_input,
     tokens_input,
     tokens_output,
-    top_k_input,
-    top_p_input,
 )
-from .types import GPTImgCond, GPTImgModel, GPTImgTokens, condition_kwargs
-
-
-def _sample(
-    node: type[io.ComfyNode],
-    model: GPTImgModel,
-    positive: GPTImgCond,
-    negative: GPTImgCond | None,
-    batch: int,
-    edit: Callable[..., Tensor],
-    *args: Any,
-    **kwargs: Any,
-) -> Tensor:
-    """Check the conditions, load the model, run edit(gpt, *args, **condition, **kwargs) with progress -> codes."""
-    check_condition(node.NAME, "positive", model, positive)
-    if negative is not None:
-        check_condition(node.NAME, "negative", model, negative)
-    adapter.ready(model.managed)
-    g = model.cfg.grid
-    with adapter.SamplingProgress(node.hidden.unique_id, model.cfg.block_size, (g, g)) as progress:
-        with core_errors(node.NAME, "sampling settings"):
-            cond = condition_kwargs(positive, negative, batch)
-            return edit(model.gpt, *args, **cond, **kwargs, callback=progress).cpu()
-
-
-def sampling(seed: int, cfg: float, temperature: float, top_k: int, top_p: float) -> dict[str, Any]:
-    """The core's sampling keywords for the shared widgets (the generator seeded from `seed`)."""
-    return dict(cfg_scale=cfg, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator(seed))
+from .sampling_part import FLOORS, Chosen, auto_count, decoding_inputs, particles_input, sampling_inputs
+from .types import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
 def mask_modes() -> list[io.Input]:
@@ -97,17 +61,13 @@ def grid_info(mask: Tensor, ds: int) -> dict:
     }
 
 
-def sampling_inputs(inpainting: bool = False) -> list[io.Input]:
-    return [seed_input(), cfg_input(), temperature_input(inpainting), top_k_input(), top_p_input()]
-
-
 class TokenInpaint(io.ComfyNode):
     NAME = "Token Inpaint"
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgTokenInpaint",
+        return adapter.schema(
+            "GPTImgTokenInpaint",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Repaints the tokens under a mask; every other token stays exactly as it was. More candidates "
@@ -118,32 +78,41 @@ class TokenInpaint(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Where to repaint (1 = repaint), the size of the tokens' image."),
                 positive_input(),
                 negative_input(),
-                *sampling_inputs(inpainting=True),
+                preview_vq_input(),
+                *sampling_inputs(),
                 *mask_modes(),
-                io.Int.Input(
-                    "candidates",
-                    default=PARTICLES,
-                    min=1,
-                    max=64,
-                    tooltip="Fills run side by side (particles) per pass, weighed by the kept tokens; the best is kept. "
-                    f"The built-in t2i draws best with {BUILTIN_INPAINT_SAMPLING['t2i']['candidates']}.",
-                ),
+                particles_input(),
                 io.Int.Input(
                     "passes",
                     default=1,
                     min=1,
                     max=16,
-                    tooltip="Rounds of candidates (the same fills as more candidates, in less memory); the best fill of all "
+                    tooltip="Rounds of particles (the same fills as more particles, in less memory); the best fill of all "
                     "rounds is kept.",
                 ),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("The tokens with the masked part repainted.")],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, mask_mode: str) -> bool | str:
-        return check_choices(cls, mask_mode=mask_mode)
+    def validate_inputs(
+        cls,
+        mask_mode: str,
+        threshold: float | None,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        candidates: int | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, mask_mode=mask_mode, threshold=threshold, cfg=cfg, temperature=temperature, top_k=top_k,
+            top_p=top_p, candidates=candidates, decoding=decoding, window=window,
+        )  # fmt: skip
 
     @classmethod
     def execute(
@@ -163,6 +132,9 @@ class TokenInpaint(io.ComfyNode):
         candidates: int,
         passes: int,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h, w = tokens.grid
@@ -175,10 +147,10 @@ class TokenInpaint(io.ComfyNode):
         with core_errors(cls.NAME, "mask"):
             redo = pixel_mask_to_tokens(m, ds, mode=mask_mode, threshold=threshold, grow=grow)
         keep = ~redo.expand(tokens.batch, h, w)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        codes = _sample(
-            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep,
-            candidates=candidates, passes=passes, **settings,
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        codes = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, vq=vq, task="edit",
+            particles=auto_count(candidates), passes=passes, **chosen,
         )  # fmt: skip
         shown = {**ui.PreviewMask(m[:1], cls=cls).as_dict(), "gptimg_grid": [grid_info(m[0], ds)]}
         return io.NodeOutput(tokens.with_codes(codes), ui=shown)
@@ -203,8 +175,8 @@ class Outpaint(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgOutpaint",
+        return adapter.schema(
+            "GPTImgOutpaint",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Places the tokens at (top, left) in the model's grid and generates everything around them; "
@@ -214,6 +186,7 @@ class Outpaint(io.ComfyNode):
                 tokens_input("Tokens to place (a grid no larger than the model's)."),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "top", default=0, min=-64, max=64, tooltip="Row (in tokens) of the placed grid's top edge."
                 ),
@@ -221,9 +194,24 @@ class Outpaint(io.ComfyNode):
                     "left", default=0, min=-64, max=64, tooltip="Column (in tokens) of the placed grid's left edge."
                 ),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("A full grid: the placed tokens unchanged, the rest generated.")],
             hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -240,6 +228,9 @@ class Outpaint(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens, exact_grid=False)
         g, (h, w) = model.cfg.grid, tokens.grid
@@ -250,10 +241,11 @@ class Outpaint(io.ComfyNode):
                 f"places the {h}x{w} tokens at ({top}, {left}), entirely outside the model's {g}x{g} grid; "
                 f"use top in {-h + 1}..{g - 1} and left in {-w + 1}..{g - 1}",
             )
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        codes = _sample(
-            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, top=top, left=left, **settings
-        )
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        codes = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, outpaint, tokens.codes, vq=vq, task="edit", top=top, left=left,
+            **chosen,
+        )  # fmt: skip
         return io.NodeOutput(tokens.with_codes(codes))
 
 
@@ -262,8 +254,8 @@ class Variations(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgVariations",
+        return adapter.schema(
+            "GPTImgVariations",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Keeps the first token rows of each image and regenerates the rest, several times.",
@@ -272,14 +264,30 @@ class Variations(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Int.Input(
                     "keep_rows", default=2, min=0, max=64, tooltip="Token rows kept from the top of the image."
                 ),
                 io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Variations per input image."),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("batch_size variations of each input image (in input order).")],
             hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding, window=window
         )
 
     @classmethod
@@ -296,6 +304,9 @@ class Variations(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h = tokens.grid[0]
@@ -303,8 +314,10 @@ class Variations(io.ComfyNode):
             raise NodeInputError(cls.NAME, "keep_rows", f"is {keep_rows} but the grid has {h} rows; use 0..{h}")
         codes = tokens.codes.repeat_interleave(batch_size, 0)  # (B * n, h, w)
         keep = variation_keep(tuple(codes.shape), keep_rows)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        out = _sample(cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, **settings)
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        out = sampling_part.run(
+            cls, model, positive, negative, codes.shape[0], inpaint, codes, keep, vq=vq, task="edit", **chosen
+        )
         return io.NodeOutput(tokens.with_codes(out))
 
 
@@ -313,8 +326,8 @@ class Img2Img(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgImg2Img",
+        return adapter.schema(
+            "GPTImgImg2Img",
             display_name=cls.NAME,
             category="gptimg/editing",
             description="Regenerates a random fraction (strength) of each image's tokens, keeping the others.",
@@ -323,6 +336,7 @@ class Img2Img(io.ComfyNode):
                 tokens_input(),
                 positive_input(),
                 negative_input(),
+                preview_vq_input(),
                 io.Float.Input(
                     "strength",
                     default=0.5,
@@ -332,9 +346,33 @@ class Img2Img(io.ComfyNode):
                     tooltip="Fraction of tokens to regenerate: 0 keeps the image, 1 regenerates it all.",
                 ),
                 *sampling_inputs(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("The tokens with a random `strength` fraction regenerated.")],
             hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(
+        cls,
+        strength: float | None,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls,
+            FLOORS,
+            strength=strength,
+            cfg=cfg,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            decoding=decoding,
+            window=window,
         )
 
     @classmethod
@@ -350,9 +388,14 @@ class Img2Img(io.ComfyNode):
         top_k: int,
         top_p: float,
         negative: GPTImgCond | None = None,
+        vq: GPTImgVQ | None = None,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
-        settings = sampling(seed, cfg, temperature, top_k, top_p)
-        keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=settings["generator"])
-        out = _sample(cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, **settings)
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        keep = img2img_keep(tuple(tokens.codes.shape), strength, generator=image_generators(seed, tokens.batch))
+        out = sampling_part.run(
+            cls, model, positive, negative, tokens.batch, inpaint, tokens.codes, keep, vq=vq, task="edit", **chosen
+        )
         return io.NodeOutput(tokens.with_codes(out))

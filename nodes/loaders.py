@@ -7,14 +7,15 @@ import os
 from pathlib import Path
 
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
 from ..gptimg_core.checkpoint import DTYPES
+from ..gptimg_core.janus import JanusPromptEncoder
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_choices, core_errors
+from .common import NodeInputError, check_widgets, core_errors
 from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
 
 BUILTIN = "builtin"
@@ -22,6 +23,9 @@ BUILTIN_GPT = {"builtin t2i": "t2i", "builtin c2i": "c2i"}
 
 
 def _path(node: str, name: str, value: str, builtin: dict[str, str], folder: str) -> Path:
+    janus = adapter.janus_folders()
+    if value in janus:  # a Janus-Pro folder in models/gptimg (its GPT, VQ and tokenizer together)
+        return janus[value]
     try:
         return builtin_path(builtin[value]) if value in builtin else adapter.checkpoint_path(folder, value)
     except FileNotFoundError as e:
@@ -30,8 +34,29 @@ def _path(node: str, name: str, value: str, builtin: dict[str, str], folder: str
         ) from e
 
 
+def _listed(node: type[io.ComfyNode], name: str) -> list[str]:
+    """What the node's dropdown `name` lists now (its schema is the one source of the choices)."""
+    return next(list(i.options) for i in node.define_schema().inputs if i.id == name)
+
+
+def _missing(node: type[io.ComfyNode], name: str, value: str, choices: list[str], folders: list[str], what: str) -> str:
+    """validate_inputs answer for a file or folder not in the list (a shared workflow names one this ComfyUI
+    lacks): where under ComfyUI/models/ it belongs, the folders searched here, and what to do."""
+    where = " or ".join(f"ComfyUI/models/{f}/" for f in folders)
+    searched = [p for f in folders for p in adapter.folder_paths_of(f)]
+    found = [c for c in choices if c != BUILTIN and c not in BUILTIN_GPT]
+    shown = ", ".join(repr(c) for c in found[:8]) + (", …" if len(found) > 8 else "") if found else "none"
+    return (
+        f"{node.NAME}: {name}: {value!r} is not here: put the {what} in {where} (searched: "
+        f"{', '.join(searched) or 'no folder registered'}), then refresh the node list (R) or pick one that is "
+        f"(found: {shown})"
+    )
+
+
 def _stamp(path: Path) -> str:
-    """Changes when the file does (ComfyUI reloads instead of reusing the cached model)."""
+    """Changes when the file (a folder: its config.json) does (ComfyUI reloads instead of reusing the cached model)."""
+    if path.is_dir():
+        path = path / "config.json"
     try:
         return f"{path}:{os.stat(path).st_mtime_ns}"
     except OSError:
@@ -43,19 +68,21 @@ class LoadModel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadModel",
             display_name=cls.NAME,
             category="gptimg/loaders",
-            description="Loads a LlamaGen GPT image model (.pt/.pth/.bin or .safetensors from models/gptimg) or the "
-            "built-in shapes model. Never downloads anything.",
+            description="Loads a LlamaGen GPT image model (.pt/.pth/.bin or .safetensors from models/gptimg), a "
+            "Janus-Pro folder (Hugging Face format, in models/gptimg) or the built-in shapes model. Never downloads "
+            "anything.",
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
-                    options=[*BUILTIN_GPT, *adapter.checkpoint_files(adapter.GPT_FOLDER)],
+                    options=[*BUILTIN_GPT, *adapter.checkpoint_files(adapter.GPT_FOLDER), *adapter.janus_folders()],
                     default="builtin t2i",
                     tooltip="GPT checkpoint in models/gptimg (e.g. LlamaGen's t2i_XL_stage1_256.pt or c2i_L_384.pt), "
-                    "or the built-in text-to-image / class-to-image model.",
+                    "a Janus-Pro folder there (e.g. Janus-Pro-1B), or the built-in text-to-image / class-to-image "
+                    "model.",
                 ),
                 io.Combo.Input(
                     "dtype",
@@ -89,7 +116,10 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, ckpt_name: str) -> bool | str:
         # one input per validate_inputs: ComfyUI files the answer under every input it names; dtype is checked below
-        return check_choices(cls, ckpt_name=ckpt_name)
+        choices = _listed(cls, "ckpt_name")
+        if ckpt_name not in choices:
+            return _missing(cls, "ckpt_name", ckpt_name, choices, [adapter.GPT_FOLDER], "GPT checkpoint")
+        return check_widgets(cls, ckpt_name=ckpt_name)
 
     @classmethod
     def execute(cls, ckpt_name: str, dtype: str, n_head: int, grid: int) -> io.NodeOutput:
@@ -99,9 +129,7 @@ class LoadModel(io.ComfyNode):
         torch_dtype = DTYPES.get(dtype) or adapter.auto_dtype("gpt")
         with core_errors(cls.NAME, "ckpt_name"):
             gpt = load_gpt(path, dtype=torch_dtype, n_head=n_head or None, grid=grid or None)
-            names = (
-                class_names_for(gpt.cfg.num_classes, stored_class_names(path)) if gpt.cfg.model_type == "c2i" else None
-            )
+            names = class_names_for(gpt.cfg.num_classes, stored_class_names(path)) if gpt.kind == "c2i" else None
         model = GPTImgModel(gpt, adapter.Managed(gpt, "gpt"), ckpt_name, names)
         return io.NodeOutput(model, ui=ui.PreviewText(model.summary()))
 
@@ -117,19 +145,19 @@ class LoadVQ(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadVQ",
             display_name=cls.NAME,
             category="gptimg/loaders",
-            description="Loads a LlamaGen VQ image tokenizer (models/gptimg_vq) or the built-in one, and fits its "
-            "cheap live-preview colours.",
+            description="Loads a LlamaGen VQ image tokenizer (models/gptimg_vq), the VQ of a Janus-Pro folder "
+            "(models/gptimg) or the built-in one, and fits its cheap live-preview colours.",
             inputs=[
                 io.Combo.Input(
                     "vq_name",
-                    options=[BUILTIN, *adapter.checkpoint_files(adapter.VQ_FOLDER)],
+                    options=[BUILTIN, *adapter.checkpoint_files(adapter.VQ_FOLDER), *adapter.janus_folders()],
                     default=BUILTIN,
                     tooltip="VQ checkpoint in models/gptimg_vq (e.g. LlamaGen's vq_ds16_t2i.pt or vq_ds16_c2i.pt), "
-                    "or the built-in one.",
+                    "a Janus-Pro folder in models/gptimg (its VQ), or the built-in one.",
                 )
             ],
             outputs=[io.Custom(VQ).Output(display_name="vq", tooltip="The loaded VQ tokenizer (pixels <-> tokens).")],
@@ -141,7 +169,10 @@ class LoadVQ(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, vq_name: str) -> bool | str:
-        return check_choices(cls, vq_name=vq_name)
+        choices = _listed(cls, "vq_name")
+        if vq_name not in choices:
+            return _missing(cls, "vq_name", vq_name, choices, [adapter.VQ_FOLDER], "VQ tokenizer file")
+        return check_widgets(cls, vq_name=vq_name)
 
     @classmethod
     def execute(cls, vq_name: str) -> io.NodeOutput:
@@ -151,9 +182,8 @@ class LoadVQ(io.ComfyNode):
         managed = adapter.Managed(vq, "vq")
         adapter.ready(managed)
         out = GPTImgVQ(vq, managed, vq_name, vq_id(vq), fit_preview_map(vq))
-        c = vq.cfg
         text = (
-            f"{vq_name}: VQ-{c.downsample}, {c.codebook_size} codes of {c.embed_dim} dims, "
+            f"{vq_name}: VQ-{vq.downsample}, {vq.codebook_size} codes of {vq.quantize.embedding.weight.shape[1]} dims, "
             f"{sum(p.numel() for p in vq.parameters()) / 1e6:.1f}M parameters; {managed.describe_device()}"
         )
         return io.NodeOutput(out, ui=ui.PreviewText(text))
@@ -164,18 +194,19 @@ class LoadTextEncoder(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgLoadTextEncoder",
             display_name=cls.NAME,
             category="gptimg/loaders",
             description="Loads a local T5 encoder folder (config.json, tokenizer, weights) from models/text_encoders "
-            "or models/gptimg, or the built-in one. Never downloads anything.",
+            "or models/gptimg, the tokenizer of a Janus-Pro folder, or the built-in one. Never downloads anything.",
             inputs=[
                 io.Combo.Input(
                     "encoder_name",
                     options=[BUILTIN, *adapter.text_encoder_folders()],
                     default=BUILTIN,
-                    tooltip="T5 folder (e.g. flan-t5-xl/ for LlamaGen's t2i models), or the built-in one.",
+                    tooltip="T5 folder (e.g. flan-t5-xl/ for LlamaGen's t2i models), a Janus-Pro folder (its prompt "
+                    "tokenizer and chat template), or the built-in one.",
                 )
             ],
             outputs=[
@@ -192,8 +223,9 @@ class LoadTextEncoder(io.ComfyNode):
             raise NodeInputError(
                 cls.NAME,
                 "encoder_name",
-                f"no T5 folder {encoder_name!r} in models/text_encoders or models/gptimg (found {sorted(folders)}); "
-                "put the whole model folder there and refresh the node list (R)",
+                f"no T5 folder {encoder_name!r} (nor Janus-Pro folder) in ComfyUI/models/text_encoders/ or "
+                f"ComfyUI/models/gptimg/ (found {sorted(folders)}); put the whole model folder there and refresh the "
+                "node list (R)",
             )
         return folders[encoder_name]
 
@@ -204,13 +236,22 @@ class LoadTextEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, encoder_name: str) -> bool | str:
-        return check_choices(cls, encoder_name=encoder_name)
+        choices = _listed(cls, "encoder_name")
+        if encoder_name not in choices:
+            folders = [adapter.TEXT_ENCODER_FOLDER, adapter.GPT_FOLDER]
+            what = "whole T5 model folder (config.json, tokenizer, weights)"
+            return _missing(cls, "encoder_name", encoder_name, choices, folders, what)
+        return check_widgets(cls, encoder_name=encoder_name)
 
     @classmethod
     def execute(cls, encoder_name: str) -> io.NodeOutput:
         folder = cls._folder(encoder_name)
         with core_errors(cls.NAME, "encoder_name"):
             enc = load_text_encoder(folder, dtype=adapter.auto_dtype("text_encoder"))
-        managed = adapter.Managed(enc.model, "text_encoder")
-        text = f"{encoder_name}: T5 encoder, {enc.dim}-dim features, {enc.dtype}; {managed.describe_device()}"
+        if isinstance(enc, JanusPromptEncoder):  # a tokenizer and chat template: no weights to manage
+            managed = adapter.Managed(torch.nn.Module(), "text_encoder")
+            text = f"{encoder_name}: Janus prompt tokenizer ({len(enc.tokenizer)} tokens) and chat template"
+        else:
+            managed = adapter.Managed(enc.model, "text_encoder")
+            text = f"{encoder_name}: T5 encoder, {enc.dim}-dim features, {enc.dtype}; {managed.describe_device()}"
         return io.NodeOutput(GPTImgTextEncoder(enc, managed, encoder_name), ui=ui.PreviewText(text))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from torch import Tensor
 
 from ..gptimg_core import pixel_mask_to_tokens
-from .common import NodeInputError, check_choices, check_mask, core_errors
+from . import comfy_adapter as adapter
+from .common import NodeInputError, check_mask, check_widgets, core_errors
 from .editing import grid_info, mask_modes
 from .types import VQ, GPTImgVQ
 
@@ -33,7 +34,7 @@ class TokenMaskPreview(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgTokenMaskPreview",
             display_name=cls.NAME,
             category="gptimg/editing",
@@ -50,8 +51,8 @@ class TokenMaskPreview(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, mask_mode: str) -> bool | str:
-        return check_choices(cls, mask_mode=mask_mode)
+    def validate_inputs(cls, mask_mode: str, threshold: float | None) -> bool | str:
+        return check_widgets(cls, mask_mode=mask_mode, threshold=threshold)
 
     @classmethod
     def execute(

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..gptimg_core import generate
 from . import comfy_adapter as adapter
-from .common import (
-    candidates_input,
-    cfg_input,
-    check_choices,
-    check_condition,
-    check_vq_fits,
-    core_errors,
-    generator,
-    model_input,
-    negative_input,
-    positive_input,
-    seed_input,
-    temperature_input,
-    tokens_output,
-    top_k_input,
-    top_p_input,
-)
-from .types import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ, condition_kwargs
+from . import sampling_part
+from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
+from .sampling_part import FLOORS, Chosen, auto_count, best_of_input, decoding_inputs, seed_input
+from .types import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
 class Sampler(io.ComfyNode):
@@ -31,8 +17,8 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="GPTImgSampler",
+        return adapter.schema(
+            "GPTImgSampler",
             display_name=cls.NAME,
             category="gptimg/sampling",
             description="Generates image tokens row by row with the GPT (classifier-free guidance, temperature, "
@@ -47,7 +33,7 @@ class Sampler(io.ComfyNode):
                 ),
                 seed_input(),
                 io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="How many images to generate at once."),
-                cfg_input(),
+                sampling_part.cfg_input(),
                 io.Int.Input(
                     "cfg_interval",
                     default=-1,
@@ -61,18 +47,32 @@ class Sampler(io.ComfyNode):
                     default="constant",
                     tooltip="constant: the same scale for every token; linear: grows from 1 to cfg over the image.",
                 ),
-                temperature_input(),
-                top_k_input(),
-                top_p_input(),
-                candidates_input(),
+                sampling_part.temperature_input(),
+                sampling_part.top_k_input(),
+                sampling_part.top_p_input(),
+                best_of_input(),
+                *decoding_inputs(),
             ],
             outputs=[tokens_output("The generated image tokens; decode them with VQ Decode.")],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, cfg_schedule: str) -> bool | str:
-        return check_choices(cls, cfg_schedule=cfg_schedule)
+    def validate_inputs(
+        cls,
+        cfg_schedule: str,
+        cfg: float | None,
+        temperature: float | None,
+        top_k: int | None,
+        top_p: float | None,
+        candidates: int | None = None,
+        decoding: str | None = None,
+        window: int | None = None,
+    ) -> bool | str:
+        return check_widgets(
+            cls, FLOORS, cfg_schedule=cfg_schedule, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p,
+            candidates=candidates, decoding=decoding, window=window,
+        )  # fmt: skip
 
     @classmethod
     def execute(
@@ -90,31 +90,16 @@ class Sampler(io.ComfyNode):
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
         candidates: int = 1,
+        decoding: str = "ar",
+        window: int = 16,
     ) -> io.NodeOutput:
-        check_condition(cls.NAME, "positive", model, positive)
-        if negative is not None:
-            check_condition(cls.NAME, "negative", model, negative)
-        if vq is not None:
-            check_vq_fits(cls.NAME, "vq", model, vq)
-        adapter.ready(model.managed, *([vq.managed] if vq is not None else []))
-        g = model.cfg.grid
-        with adapter.SamplingProgress(cls.hidden.unique_id, model.cfg.block_size, (g, g), vq) as progress:
-            with core_errors(cls.NAME, "sampling settings"):
-                codes = generate(
-                    model.gpt,
-                    **condition_kwargs(positive, negative, batch_size),
-                    cfg_scale=cfg,
-                    cfg_interval=cfg_interval,
-                    cfg_schedule=cfg_schedule,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    candidates=candidates,
-                    generator=generator(seed),
-                    callback=progress,
-                )
+        chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
+        codes = sampling_part.run(
+            cls, model, positive, negative, batch_size, generate, task="sample", vq=vq, cfg_interval=cfg_interval,
+            cfg_schedule=cfg_schedule, best_of=auto_count(candidates), **chosen,
+        )  # fmt: skip
         tokens = GPTImgTokens(
-            codes.cpu(),
+            codes,
             model.cfg.vocab_size,
             vq.vq_id if vq is not None else None,
             vq.downsample if vq is not None else None,

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..gptimg_core import GPT, GPTConfig, TextEncoder, VQModel
+from ..gptimg_core.janus import JanusModel, JanusPromptEncoder, JanusVQ
 from ..gptimg_core.preview import PreviewMap
 
 MODEL = "GPTIMG_MODEL"
@@ -25,22 +26,44 @@ class Managed(Protocol):
 
 
 @dataclass(frozen=True)
-class GPTImgModel:
-    """GPTIMG_MODEL: a LlamaGen GPT, its model-management handle, its file name and class names (c2i)."""
+class ModelShape:
+    """The GPTConfig fields the nodes read (kind, grid, tokens, vocabulary), for a family without a GPTConfig."""
 
-    gpt: GPT
+    model_type: str
+    grid: int
+    block_size: int
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class GPTImgModel:
+    """GPTIMG_MODEL: an image-token model (LlamaGen GPT or Janus), its model-management handle, its file name and
+    class names (c2i)."""
+
+    gpt: GPT | JanusModel
     managed: Managed
     name: str
     class_names: tuple[str, ...] | None
 
     @property
-    def cfg(self) -> GPTConfig:
-        return self.gpt.cfg
+    def cfg(self) -> GPTConfig | ModelShape:
+        if isinstance(self.gpt, GPT):
+            return self.gpt.cfg
+        g = self.gpt.grid  # the TokenModel interface (token_model.py)
+        return ModelShape(self.gpt.kind, g, g * g, self.gpt.vocab_size)
 
     def summary(self) -> str:
         """One line saying what was loaded, for the loader's UI text."""
         c = self.cfg
         params = sum(p.numel() for p in self.gpt.parameters())
+        if isinstance(self.gpt, JanusModel):
+            dtype = str(self.gpt.dtype).removeprefix("torch.")
+            return (
+                f"{self.name}: Janus-Pro image generator, {params / 1e6:.0f}M parameters (understanding encoder not "
+                f"loaded); {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; {dtype}, "
+                f"{self.managed.describe_device()}. Recommended (what a sampling widget at -1 uses): "
+                f"{self.gpt.recommended.describe()}"
+            )
         if c.model_type == "c2i":
             names = f", names: {', '.join(self.class_names[:3])}, ..." if self.class_names else ", no class names"
             kind = f"class-to-image (c2i), {c.num_classes} classes{names}"
@@ -49,7 +72,8 @@ class GPTImgModel:
         dtype = str(self.gpt.tok_embeddings.weight.dtype).removeprefix("torch.")
         return (
             f"{self.name}: {params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, "
-            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}"
+            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}. "
+            f"Recommended (what a sampling widget at -1 uses): {self.gpt.recommended.describe()}"
         )
 
 
@@ -57,7 +81,7 @@ class GPTImgModel:
 class GPTImgVQ:
     """GPTIMG_VQ: a VQ tokenizer, its handle, a content id (tokens remember it) and its preview map."""
 
-    vq: VQModel
+    vq: VQModel | JanusVQ
     managed: Managed
     name: str
     vq_id: str
@@ -74,9 +98,9 @@ class GPTImgVQ:
 
 @dataclass(frozen=True)
 class GPTImgTextEncoder:
-    """GPTIMG_TEXT_ENCODER: a T5 encoder + tokenizer and its handle."""
+    """GPTIMG_TEXT_ENCODER: a T5 encoder + tokenizer (or a Janus prompt tokenizer) and its handle."""
 
-    encoder: TextEncoder
+    encoder: TextEncoder | JanusPromptEncoder
     managed: Managed
     name: str
 
@@ -84,7 +108,7 @@ class GPTImgTextEncoder:
 @dataclass(frozen=True)
 class GPTImgCond:
     """GPTIMG_COND: one image's condition, on the CPU. t2i: features (1, T, C) and mask (1, T) bool
-    (left-padded); c2i: class ids (1,). uncond/uncond_mask: the negative (None: the model's null)."""
+    (left-padded), or for Janus prompt ids (1, T) int64 and mask (1, T); c2i: class ids (1,). uncond/uncond_mask: the negative (None: the model's null)."""
 
     kind: str  # "t2i" or "c2i"
     cond: Tensor

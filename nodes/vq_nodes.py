@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from torch import Tensor
 
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_choices, core_errors, image_to_pixels, pixels_to_image, tokens_output
+from .common import NodeInputError, check_widgets, core_errors, image_to_pixels, pixels_to_image, tokens_output
 from .types import TOKENS, VQ, GPTImgTokens, GPTImgVQ
 
 
@@ -36,7 +36,7 @@ class VQEncode(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgVQEncode",
             display_name=cls.NAME,
             category="gptimg/vq",
@@ -57,7 +57,7 @@ class VQEncode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fit: str) -> bool | str:
-        return check_choices(cls, fit=fit)
+        return check_widgets(cls, fit=fit)
 
     @classmethod
     def execute(cls, vq: GPTImgVQ, image: Tensor, fit: str) -> io.NodeOutput:
@@ -73,7 +73,7 @@ class VQDecode(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return adapter.schema(
             node_id="GPTImgVQDecode",
             display_name=cls.NAME,
             category="gptimg/vq",

@@ -28,7 +28,7 @@ def test_inpaint_keeps_every_known_token(kind, cfg):
     else:
         feats, mask = caption(2, [2, 4])
         cond = {"cond": feats, "cond_mask": mask}
-    for kw in ({}, {"candidates": 3, "passes": 2}):
+    for kw in ({}, {"particles": 3, "passes": 2}):
         out = inpaint(gpt, codes, keep, **cond, cfg_scale=cfg, generator=g, **kw)
         assert out.shape == codes.shape
         assert torch.equal(out[keep], codes[keep])
@@ -53,7 +53,7 @@ def test_passes_keep_the_best_fill_of_all_rounds():
     keep[0, 1, 1:3] = False  # a hole with known tokens after it
     cond = torch.tensor([4])
     out = inpaint(
-        gpt, codes, keep, cond, cfg_scale=1.0, candidates=3, passes=4, generator=torch.Generator().manual_seed(7)
+        gpt, codes, keep, cond, cfg_scale=1.0, particles=3, passes=4, generator=torch.Generator().manual_seed(7)
     )
     # redraw the same four rounds of three particles and score every fill by the particles' own rule
     c = prepare_condition(gpt, cond, None, None, None, guided=False, where="test")
@@ -72,7 +72,7 @@ def test_candidates_are_particles_of_one_round():
     feats, mask = caption(2, [2, 4])
     codes = _codes(2)
     keep = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(2)) < 0.5
-    out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, candidates=5,
+    out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, particles=5,
                   generator=torch.Generator().manual_seed(3))  # fmt: skip
     c = prepare_condition(gpt, feats, mask, None, None, guided=True, where="test")
     direct, _ = pick(*particle_fills(gpt, c, SamplingOptions(cfg_scale=2.0), codes.view(2, -1), keep.view(2, -1), 5,
@@ -87,7 +87,7 @@ def test_without_kept_tokens_after_the_hole_one_fill_is_drawn():
     feats, mask = caption(2, [2, 4])
     codes, keep = _codes(2), variation_keep((2, 4, 4), 2)
     settings = dict(cond_mask=mask, cfg_scale=2.0, temperature=1.5)
-    outs = [inpaint(gpt, codes, keep, feats, candidates=k, generator=torch.Generator().manual_seed(4), **settings)
+    outs = [inpaint(gpt, codes, keep, feats, particles=k, generator=torch.Generator().manual_seed(4), **settings)
             for k in (8, 1)]  # fmt: skip
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0][keep], codes[keep])
     keep[:, 3, 3] = True  # one kept token after the hole: now the particles run, and draw otherwise
@@ -164,7 +164,7 @@ def test_variation_and_img2img_masks():
     k = img2img_keep((2, 4, 4), 0.25, generator=torch.Generator().manual_seed(0))
     assert (~k).sum(dim=(1, 2)).tolist() == [4, 4]
     assert not torch.equal(k[0], k[1])
-    with pytest.raises(ValueError, match="strength must be in"):
+    with pytest.raises(ValueError, match=r"strength must be a finite number in \[0.0, 1.0\]"):
         img2img_keep((1, 4, 4), 1.5)
 
 
@@ -191,7 +191,7 @@ def test_particle_progress_ends_on_the_kept_fills_once_per_step():
     keep = torch.ones(2, 4, 4, dtype=torch.bool)
     keep[:, 1, 1:3] = False  # a hole with kept tokens after it, so the particles run
     seen = []
-    out = inpaint(gpt, codes, keep, torch.tensor([1, 2]), candidates=3, passes=2, generator=torch.Generator().manual_seed(4),
+    out = inpaint(gpt, codes, keep, torch.tensor([1, 2]), particles=3, passes=2, generator=torch.Generator().manual_seed(4),
                   callback=lambda step, total, tokens: seen.append((step, total, tokens.clone())))  # fmt: skip
     steps = [s for s, _, _ in seen]
     assert steps == sorted(set(steps)) and steps[-1] == seen[-1][1] == 2 * 16  # each step once, the last at the end

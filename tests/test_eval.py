@@ -51,6 +51,7 @@ def test_dev_sets_do_not_reuse_the_evaluation_seeds():
     assert not dev_seeds & set(range(1234, 1234 + len(DEV_SETS)))
 
 
+@pytest.mark.slow
 def test_eval_writes_its_rates_and_the_sampling_it_used(tmp_path):
     out = tmp_path / "rates.json"
     assert main(["--n", "16", "--sampling", "t2i.top_k=5", "--json", str(out)]) == 0

@@ -70,6 +70,7 @@ def _models(name: str, request) -> tuple:
 
 def test_export_folder_records_its_graphs(builtin_t2i_dir):
     meta = json.loads((builtin_t2i_dir / CONFIG_NAME).read_text())
+    assert load_gpt(builtin_t2i_dir).recommended == load_gpt(builtin_path("t2i")).recommended  # the built-in's own
     assert meta["format"] == "gptimg-onnx" and meta["opset"] == 18
     parts = [*meta["gpt"]["graphs"].values(), meta["vq"]]
     for part in parts:
@@ -137,7 +138,7 @@ def test_sampled_candidates_and_callbacks_match_pytorch(request):
     seen = {id(gpt): [], id(og): []}
     out = []
     for m in (gpt, og):
-        kw = dict(cond_mask=mask, cfg_scale=2.0, top_k=20, temperature=0.7, candidates=2, seed=5)
+        kw = dict(cond_mask=mask, cfg_scale=2.0, top_k=20, temperature=0.7, best_of=2, seed=5)
         out.append(generate(m, cond, **kw, callback=lambda s, total, tok, m=m: seen[id(m)].append((s, tok.clone()))))
     assert torch.equal(out[0], out[1])
     assert [s for s, _ in seen[id(gpt)]] == [s for s, _ in seen[id(og)]]
@@ -157,7 +158,7 @@ def test_inpaint_keeps_kept_tokens_on_the_backend(request):
     codes = torch.randint(0, og.vocab_size, (3, og.grid, og.grid), generator=g)
     keep = torch.ones_like(codes, dtype=torch.bool)
     keep[:, 2:5, 1:6] = False
-    kw = dict(cond_mask=mask, cfg_scale=2.0, top_k=20, candidates=2, seed=3)
+    kw = dict(cond_mask=mask, cfg_scale=2.0, top_k=20, particles=2, seed=3)
     out = inpaint(og, codes, keep, cond, **kw)
     assert torch.equal(out[keep], codes[keep]) and not torch.equal(out, codes)
     assert torch.equal(out, inpaint(gpt, codes, keep, cond, **kw))
@@ -197,8 +198,10 @@ def test_cli_generates_from_an_export_folder(builtin_t2i_dir, tmp_path, capsys):
 
 
 def test_loading_errors_name_the_fix(tmp_path, parity_t2i_dir):
+    with pytest.raises(ValueError, match="load_gpt: .*has no config.json.*or an ONNX export folder.*export-onnx"):
+        load_gpt(tmp_path)  # neither a Janus folder nor an export: both named
     with pytest.raises(CheckpointError, match="without gptimg_onnx.json, so not an ONNX export.*export-onnx"):
-        load_gpt(tmp_path)
+        OnnxGPT(tmp_path)
     with pytest.raises(ValueError, match=r"holds the GPT in \['fp32'\], not fp16; export it with --dtype fp16"):
         load_gpt(parity_t2i_dir, dtype=torch.float16)
     with pytest.raises(CheckpointError, match="holds no VQ"):
@@ -214,6 +217,8 @@ def test_the_backend_is_a_token_model(parity_c2i_dir):
 
     og = load_gpt(parity_c2i_dir)
     assert isinstance(og, OnnxGPT) and isinstance(og, TokenModel)
+    assert og.recommended == parity_gpt("c2i").recommended  # LlamaGen's settings for a LlamaGen checkpoint
+    assert og.sampling_bytes(4) > parity_gpt("c2i").sampling_bytes(4)  # the cache counted twice (past, present)
     state = og.start(og.condition(torch.tensor([1]), None, None, None, guided=False, where="test"))
     assert isinstance(state, DecodeState)
     with pytest.raises(ValueError, match="OnnxState.feed: t=0, but the cache holds image positions up to none"):

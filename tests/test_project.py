@@ -1,8 +1,11 @@
-"""gpt.project: the CPU layout choice for few-row products (decode steps)."""
+"""gpt.project: the CPU layout choice for few-row products (decode steps); the project's registry metadata."""
+
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gptimg_core import gpt as gpt_module
 from gptimg_core.gpt import STREAM_ROWS_BY_VENDOR, cpu_vendor, project
@@ -42,3 +45,35 @@ def test_project_compiles_with_dynamic_row_counts(monkeypatch, stream):
     for rows in (2, 9, 40):
         x = torch.randn(rows, 1, 48)
         torch.testing.assert_close(compiled(x, w), F.linear(x, w), atol=1e-5, rtol=1e-5)
+
+
+# ---- the repository as a Comfy Registry package -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_registry_icon_is_a_small_png_in_the_repo():
+    icon = _pyproject()["tool"]["comfy"]["Icon"]
+    prefix = "https://raw.githubusercontent.com/gptimg/gptimg/main/"
+    assert icon.startswith(prefix), icon
+    path = REPO / icon.removeprefix(prefix)
+    assert path.is_file(), f"[tool.comfy] Icon names {path}, which is not in the repository"
+    assert path.stat().st_size < 20_000
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width == im.height <= 400  # the registry shows a square up to 400 px
+
+
+def test_registry_security_lint_rules_are_selected():
+    selected = _pyproject()["tool"]["ruff"]["lint"]["select"]
+    assert {"S102", "S307", "E702"} <= set(selected)  # exec, eval, `;`: what the registry scans for
+
+
+def test_publish_workflow_uses_the_registry_action():
+    text = (REPO / ".github" / "workflows" / "publish.yml").read_text()
+    assert "uses: Comfy-Org/publish-node-action@" in text and "secrets.REGISTRY_ACCESS_TOKEN" in text
+    assert '- "pyproject.toml"' in text  # publishes when the version in pyproject.toml changes

@@ -106,9 +106,9 @@ def test_inpainting_keeps_every_kept_token(decoding):
     feats, mask = caption(2, [3, 6])
     codes = torch.randint(0, 64, (2, 4, 4), generator=torch.Generator().manual_seed(0))
     keep = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1)) > 0.4
-    out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, candidates=1, decoding=decoding, seed=3)
+    out = inpaint(gpt, codes, keep, feats, cond_mask=mask, cfg_scale=2.0, particles=1, decoding=decoding, seed=3)
     assert torch.equal(out[keep], codes[keep])
-    greedy = dict(cond_mask=mask, cfg_scale=2.0, top_k=1, candidates=1)
+    greedy = dict(cond_mask=mask, cfg_scale=2.0, top_k=1, particles=1)
     assert torch.equal(
         inpaint(gpt, codes, keep, feats, decoding="sjd", window=4, **greedy), inpaint(gpt, codes, keep, feats, **greedy)
     )
@@ -119,7 +119,7 @@ def test_inpainting_keeps_every_kept_token(decoding):
 def test_image_i_of_a_batch_is_the_batch_of_one_with_seed_plus_i(decoding, candidates):
     gpt = tiny_gpt("c2i")
     labels = torch.tensor([1, 2, 3])
-    kw = dict(cfg_scale=2.0, candidates=candidates, decoding=decoding, window=4)
+    kw = dict(cfg_scale=2.0, best_of=candidates, decoding=decoding, window=4)
     batch = generate(gpt, labels, seed=10, **kw)
     for i in range(3):
         assert torch.equal(batch[i], generate(gpt, labels[i : i + 1], seed=10 + i, **kw)[0])
@@ -131,11 +131,9 @@ def test_inpainting_batches_are_reproducible_per_image_too():
     codes = torch.randint(0, 64, (2, 4, 4), generator=torch.Generator().manual_seed(0))
     keep = torch.zeros(2, 4, 4, dtype=torch.bool)
     keep[:, :, :2] = True
-    batch = inpaint(gpt, codes, keep, labels, cfg_scale=2.0, candidates=4, seed=7)
+    batch = inpaint(gpt, codes, keep, labels, cfg_scale=2.0, particles=4, seed=7)
     for i in range(2):
-        one = inpaint(
-            gpt, codes[i : i + 1], keep[i : i + 1], labels[i : i + 1], cfg_scale=2.0, candidates=4, seed=7 + i
-        )
+        one = inpaint(gpt, codes[i : i + 1], keep[i : i + 1], labels[i : i + 1], cfg_scale=2.0, particles=4, seed=7 + i)
         assert torch.equal(batch[i], one[0])
 
 

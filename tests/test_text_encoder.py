@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5EncoderModel
 
-from gptimg_core.text_encoder import TextEncoderError, left_pad, load_text_encoder
+from gptimg_core.text_encoder import MAX_PROMPT_CHARS, TextEncoderError, left_pad, load_text_encoder
 from gptimg_core.train.t5_folder import make_t5_folder
 
 WORDS = [
@@ -235,3 +236,30 @@ def test_full_encoder_decoder_bin_checkpoint_loads(folder: Path, tmp_path: Path)
     with torch.no_grad():
         h = full.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     torch.testing.assert_close(feats[0, mask[0]], h[0, :4], atol=1e-6, rtol=0)  # 3 words + </s>
+
+
+def test_long_prompts_are_truncated_with_a_warning_saying_how_many(enc, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="gptimg_core.text_encoder"):
+        enc.encode(["red circle"])
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="gptimg_core.text_encoder"):
+        feats, mask = enc.encode(["red circle", " ".join(["red"] * 20)])
+    assert mask[1].all()
+    (rec,) = caplog.records
+    assert rec.message.endswith("reads max_length=16 tokens; prompt 1 has 21 (with </s>): the last 5 dropped")
+
+
+def test_megabyte_prompts_and_lone_surrogates_are_refused(enc) -> None:
+    with pytest.raises(
+        TextEncoderError, match=rf"prompts\[0\] has 1,000,000 characters; the limit is {MAX_PROMPT_CHARS:,}"
+    ):
+        enc.encode("a" * 1_000_000)
+    with pytest.raises(
+        TextEncoderError, match=r"prompts\[1\] is not valid text: surrogates not allowed at character 4"
+    ):
+        enc.encode(["red", "red \ud800 circle"])
+
+
+def test_load_text_encoder_none_is_named() -> None:
+    with pytest.raises(TextEncoderError, match=r"load_text_encoder: path must be a folder path .*got NoneType"):
+        load_text_encoder(None)

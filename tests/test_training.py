@@ -101,6 +101,7 @@ def test_pixel_weights_mark_pixels_near_objects():
     assert torch.equal(pixel_weights(from_uint8(render(scene, 64)), 0.0), torch.ones(1, 1, 64, 64))
 
 
+@pytest.mark.slow
 def test_train_vq_runs_both_phases_and_reports_metrics():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip
@@ -126,6 +127,7 @@ def test_quantize_searches_the_codebook_in_fp32_under_autocast():
     assert not torch.equal(naive.view_as(codes), codes)  # a bf16 search would pick other codes (512 of them)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not native_bf16(), reason="no native bf16 on this CPU")
 def test_train_vq_bf16_keeps_fp32_weights_and_learns_as_fp32():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
@@ -360,6 +362,7 @@ def test_t2i_micro_batches_give_the_whole_batch_update(tmp_path):
     assert not torch.allclose(other.output.weight, whole.output.weight, atol=1e-3)  # the test can tell runs apart
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not can_compile(), reason="torch.compile needs a C++ compiler (g++) on CPU")
 def test_compiled_training_matches_eager_training():
     cfg = GPTConfig(dim=32, n_layer=1, n_head=2, vocab_size=16, block_size=9, num_classes=2, cls_token_num=1)
@@ -375,6 +378,7 @@ def test_compiled_training_matches_eager_training():
     assert not any(k.startswith("_orig_mod") for k in compiled.state_dict())  # saved as the plain model
 
 
+@pytest.mark.slow
 def test_recipe_from_a_trained_vq_writes_a_loadable_model(tmp_path):
     """The whole recipe's stages 2-4 at a tiny scale, from the shipped VQ (`--vq`)."""
     out = tmp_path / "model"
@@ -415,6 +419,7 @@ def test_mixed_batches_end_with_the_small_object_share(small_share):
         assert torch.equal(x, tokenizer_batch(np.random.default_rng(5), 8))
 
 
+@pytest.mark.slow
 def test_vq_stage_trains_on_its_recipes_small_object_share():
     cfg = VQConfig(ch=8, ch_mult=(1, 2), enc_res_blocks=1, dec_res_blocks=1, z_channels=8, codebook_size=32,
                    embed_dim=4, image_size=64, norm_groups=4)  # fmt: skip

@@ -1,4 +1,5 @@
-// gptimg.SamplingStats: "done/total tokens · x tok/s · ETA" under a gptimg node while it samples,
+// gptimg.SamplingStats: "done/total tokens · x tok/s · ETA" under a gptimg node while it samples, and the
+// settings the run uses (cfg, temperature, ...: what a widget at -1, the model's value, stood for),
 // from the websocket event "gptimg.sampling_stats" that the sampler and editing nodes send.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -53,6 +54,11 @@ app.registerExtension({
       ctx.textAlign = "left";
       ctx.fillStyle = this.gptimgStats.finished ? "#8c8" : "#ddd";
       ctx.fillText(this.gptimgStats.text, 4, this.size[1] + 16);
+      if (this.gptimgStats.settings) {
+        // the values this run used: a widget at -1 stands for the model's recommended value
+        ctx.fillStyle = "#aaa";
+        ctx.fillText(this.gptimgStats.settings, 4, this.size[1] + 32);
+      }
       ctx.restore();
       return r;
     };

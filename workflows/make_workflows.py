@@ -1,6 +1,8 @@
 """Writes the example workflows (UI format workflows/<name>.json, API format workflows/api/<name>_api.json) from
 the graphs below and the registered node schemas, and their thumbnails (workflows/<name>.jpg) by running each
-graph headless on the built-in model (LlamaGen graphs run with the built-in files in place of the official ones).
+graph headless on the built-in model. LlamaGen graphs need the official files, which are never shipped: their
+thumbnails are placeholder cards saying so (drawn here). Their loader nodes carry no `properties.models`: the
+front end's missing-models dialog would fetch each file's size from its URL, and the pack reaches out to nothing.
 
     OMP_NUM_THREADS=1 python -m workflows.make_workflows          # from the repo root; needs the test ComfyUI
 
@@ -19,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
+from PIL import Image, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -48,11 +48,21 @@ class N:
     title: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """An official file a LlamaGen graph needs, for its placeholder thumbnail."""
+
+    name: str
+    directory: str  # the folder under ComfyUI/models/
+
+
 @dataclass
 class Graph:
     nodes: list[N]
     note: str
-    builtin_stand_ins: dict[int, dict[str, Any]] = field(default_factory=dict)  # thumbnail run of LlamaGen graphs
+    placeholder: str | None = None  # a title: the thumbnail is a card saying the graph needs files not shipped
+    files: list[ModelFile] = field(default_factory=list)  # the official files it needs (on the placeholder)
+    needs: str = "LlamaGen files"  # what the placeholder card says is missing
 
 
 T2I_PROMPT = "a large red circle on a blue background"
@@ -60,17 +70,22 @@ INPAINT_PROMPT = "a small yellow star in the center on a blue background"  # in 
 SAMPLER = dict(seed=42, batch_size=4, cfg_interval=-1, cfg_schedule="constant")
 
 
-def builtin_sampling(model_type: str) -> dict[str, float]:
-    """The built-in GPT's own sampling settings as sampler inputs; LlamaGen graphs set theirs."""
-    b = BUILTIN_SAMPLING[model_type]
-    return dict(cfg=b["cfg_scale"], temperature=b["temperature"], top_k=b["top_k"], top_p=b["top_p"])
-
-
-SAMPLING, C2I_SAMPLING = builtin_sampling("t2i"), builtin_sampling("c2i")
-# the sampler's draws per image (the editing nodes have none, or their own: Token Inpaint's particles)
-T2I_DRAWS, C2I_DRAWS = ({"candidates": BUILTIN_SAMPLING[k]["candidates"]} for k in ("t2i", "c2i"))
+# Every sampling widget at -1: the loaded model's recommended value (the built-in models' tuned ones, LlamaGen's
+# and Janus' published ones), as a new node has them.
+AUTO = -1
+SAMPLING = C2I_SAMPLING = dict(cfg=AUTO, temperature=AUTO, top_k=AUTO, top_p=AUTO)
+T2I_DRAWS = C2I_DRAWS = {"candidates": AUTO}
 EDIT = dict(seed=7, **SAMPLING)
-INPAINT = dict(EDIT, temperature=BUILTIN_INPAINT_SAMPLING["t2i"]["temperature"])  # particles draw best at 1.0
+INPAINT = EDIT
+
+
+# Janus-Pro graphs load a Hugging Face folder by this name from models/gptimg (never shipped, never downloaded);
+# their settings are transformers' defaults (Janus' generation_config.json, GenerationConfig's top_k).
+JANUS = "Janus-Pro-1B"
+JANUS_PROMPT = "A close-up photo of a red fox sitting in fresh snow at sunrise, soft light, highly detailed."
+JANUS_INPAINT_PROMPT = "A close-up photo of a snowy owl sitting in fresh snow at sunrise, soft light."
+JANUS_SAMPLING = SAMPLING
+JANUS_FILES = [ModelFile(f"{JANUS}/", "gptimg")]  # the Hugging Face folder
 
 
 def t2i_front(prompt: str = "a red circle on a blue background", batch: int = 1) -> list[N]:
@@ -142,11 +157,12 @@ GRAPHS: dict[str, Graph] = {
                     tokens=L(8),
                     mask=L(11),
                     positive=L(13),
+                    vq=L(3),
                     **INPAINT,
                     mask_mode="any",
                     threshold=0.5,
                     grow=0,
-                    candidates=BUILTIN_INPAINT_SAMPLING["t2i"]["candidates"],
+                    candidates=AUTO,
                     passes=1,
                 ),
             ),  # fmt: skip
@@ -161,7 +177,7 @@ GRAPHS: dict[str, Graph] = {
         [
             *t2i_front("a small red circle in the top right on a blue background"),
             preview(7, L(6), "original"),
-            N(8, "GPTImgOutpaint", dict(model=L(1), tokens=L(5), positive=L(4), top=0, left=-3, **EDIT)),
+            N(8, "GPTImgOutpaint", dict(model=L(1), tokens=L(5), positive=L(4), vq=L(3), top=0, left=-3, **EDIT)),
             N(9, "GPTImgVQDecode", dict(vq=L(3), tokens=L(8))),
             save(10, L(9), "outpainting"),
         ],
@@ -172,7 +188,11 @@ GRAPHS: dict[str, Graph] = {
         [
             *t2i_front(T2I_PROMPT),
             preview(7, L(6), "original"),
-            N(8, "GPTImgVariations", dict(model=L(1), tokens=L(5), positive=L(4), keep_rows=3, batch_size=4, **EDIT)),
+            N(
+                8,
+                "GPTImgVariations",
+                dict(model=L(1), tokens=L(5), positive=L(4), vq=L(3), keep_rows=3, batch_size=4, **EDIT),
+            ),
             N(9, "GPTImgVQDecode", dict(vq=L(3), tokens=L(8))),
             save(10, L(9), "variations"),
         ],
@@ -184,7 +204,7 @@ GRAPHS: dict[str, Graph] = {
             preview(7, L(6), "original"),
             N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
             N(9, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=T2I_PROMPT, negative_prompt="")),
-            N(10, "GPTImgImg2Img", dict(model=L(1), tokens=L(8), positive=L(9), strength=0.6, **EDIT)),
+            N(10, "GPTImgImg2Img", dict(model=L(1), tokens=L(8), positive=L(9), vq=L(3), strength=0.6, **EDIT)),
             N(11, "GPTImgVQDecode", dict(vq=L(3), tokens=L(10))),
             save(12, L(11), "img2img"),
         ],
@@ -233,13 +253,8 @@ GRAPHS: dict[str, Graph] = {
         "t2i_XL_stage1_256.pt in models/gptimg/, vq_ds16_t2i.pt in models/gptimg_vq/ and the flan-t5-xl/ folder "
         "(config.json, tokenizer, weights) in models/text_encoders/, then refresh (R). 256x256 images; LlamaGen's "
         "defaults: cfg 7.5, top_k 1000.",
-        builtin_stand_ins={
-            1: {"ckpt_name": "builtin t2i"},
-            2: {"encoder_name": "builtin"},
-            3: {"vq_name": "builtin"},
-            4: {"prompt": T2I_PROMPT},
-            5: {**SAMPLING, **T2I_DRAWS},
-        },
+        placeholder="LlamaGen text to image",
+        files=[ModelFile("t2i_XL_stage1_256.pt", "gptimg"), ModelFile("vq_ds16_t2i.pt", "gptimg_vq")],
     ),
     "llamagen_c2i": Graph(
         [
@@ -258,12 +273,82 @@ GRAPHS: dict[str, Graph] = {
         "c2i_B_256.pt) in models/gptimg/ and vq_ds16_c2i.pt in models/gptimg_vq/, then refresh (R). Classes by "
         "ImageNet name ('golden retriever') or id (207). 384x384 images (24x24 tokens); LlamaGen's defaults: "
         "cfg 4.0, top_k 2000.",
-        builtin_stand_ins={
-            1: {"ckpt_name": "builtin c2i"},
-            3: {"vq_name": "builtin"},
-            4: {"class": "orange triangle"},
-            5: {**C2I_SAMPLING, **C2I_DRAWS},
-        },
+        placeholder="LlamaGen class to image",
+        files=[ModelFile("c2i_L_384.pt", "gptimg"), ModelFile("vq_ds16_c2i.pt", "gptimg_vq")],
+    ),
+    "janus_pro_t2i": Graph(
+        [
+            N(1, "GPTImgLoadModel", dict(ckpt_name=JANUS, dtype="auto", n_head=0, grid=0)),
+            N(2, "GPTImgLoadTextEncoder", dict(encoder_name=JANUS)),
+            N(3, "GPTImgLoadVQ", dict(vq_name=JANUS)),
+            N(4, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=JANUS_PROMPT, negative_prompt="")),
+            N(5, "GPTImgSampler", dict(model=L(1), positive=L(4), vq=L(3), **SAMPLER, **JANUS_SAMPLING)),
+            N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
+            save(7, L(6), "janus_pro_t2i"),
+        ],
+        "Janus-Pro text-to-image (not included: nothing is ever downloaded). Put the Hugging Face folder "
+        "deepseek-community/Janus-Pro-1B (or -7B) as models/gptimg/Janus-Pro-1B/ (config.json, "
+        "generation_config.json, model*.safetensors, tokenizer files, chat_template.jinja), then refresh (R); the "
+        "three loaders take the same folder. 384x384 images (24x24 tokens); transformers' defaults: cfg 5, "
+        "temperature 1, top_k 50. An empty negative prompt is Janus' own null prompt.",
+        placeholder="Janus-Pro text to image",
+        files=JANUS_FILES,
+        needs="the Janus-Pro folder",
+    ),
+    "janus_pro_inpainting": Graph(
+        [
+            N(1, "GPTImgLoadModel", dict(ckpt_name=JANUS, dtype="auto", n_head=0, grid=0)),
+            N(2, "GPTImgLoadTextEncoder", dict(encoder_name=JANUS)),
+            N(3, "GPTImgLoadVQ", dict(vq_name=JANUS)),
+            N(4, "GPTImgEncodePrompt", dict(text_encoder=L(2), model=L(1), prompt=JANUS_PROMPT, negative_prompt="")),
+            N(
+                5,
+                "GPTImgSampler",
+                dict(model=L(1), positive=L(4), vq=L(3), **{**SAMPLER, "batch_size": 1}, **JANUS_SAMPLING),
+            ),
+            N(6, "GPTImgVQDecode", dict(vq=L(3), tokens=L(5))),
+            preview(7, L(6), "original"),
+            N(8, "GPTImgVQEncode", dict(vq=L(3), image=L(6), fit="crop")),
+            N(9, "SolidMask", dict(value=0.0, width=384, height=384), title="keep everything..."),
+            N(10, "SolidMask", dict(value=1.0, width=192, height=192), title="...but a 192x192 square"),
+            N(11, "MaskComposite", dict(destination=L(9), source=L(10), x=96, y=96, operation="add")),
+            N(
+                12,
+                "GPTImgTokenMaskPreview",
+                dict(image=L(6), mask=L(11), vq=L(3), mask_mode="any", threshold=0.5, grow=0),
+            ),
+            N(
+                13,
+                "GPTImgEncodePrompt",
+                dict(text_encoder=L(2), model=L(1), prompt=JANUS_INPAINT_PROMPT, negative_prompt=""),
+            ),
+            N(
+                14,
+                "GPTImgTokenInpaint",
+                dict(
+                    model=L(1),
+                    tokens=L(8),
+                    mask=L(11),
+                    positive=L(13),
+                    seed=7,
+                    **JANUS_SAMPLING,
+                    mask_mode="any",
+                    threshold=0.5,
+                    grow=0,
+                    candidates=4,
+                    passes=1,
+                ),
+            ),  # fmt: skip
+            N(15, "GPTImgVQDecode", dict(vq=L(3), tokens=L(14))),
+            save(16, L(15), "janus_pro_inpainting"),
+        ],
+        "Janus-Pro token inpainting (model not included; see the Janus-Pro text-to-image workflow for the folder). "
+        "The 24x24 tokens under the mask are regenerated under the new prompt, all others stay exactly as they "
+        "were; 4 candidate fills are weighed by the kept tokens after them. Replace the generated image with Load "
+        "Image (384x384) to edit your own.",
+        placeholder="Janus-Pro inpainting",
+        files=JANUS_FILES,
+        needs="the Janus-Pro folder",
     ),
 }
 
@@ -436,11 +521,31 @@ def build(comfy: Any, name: str, graph: Graph) -> tuple[dict, dict]:
     return ui, api
 
 
+def placeholder_card(
+    title: str, files: list[ModelFile], needs: str = "LlamaGen files", size: int = 2 * THUMB_CELL + 4
+) -> Image.Image:
+    """A thumbnail for a graph whose files are not shipped: a plain card that says so, not a picture."""
+    card = Image.new("RGB", (size, size), (38, 38, 44))
+    draw = ImageDraw.Draw(card)
+    draw.rectangle((3, 3, size - 4, size - 4), outline=(200, 160, 60), width=3)
+    big, small = ImageFont.load_default(size=21), ImageFont.load_default(size=13)
+    lines = [(title, small, (220, 220, 220)), ("needs", big, (240, 190, 70)), (needs, big, (240, 190, 70))]
+    lines += [(f"{f.name} -> models/{f.directory}/", small, (190, 190, 190)) for f in files]
+    lines.append(("not included; nothing is downloaded", small, (150, 150, 150)))
+    heights = [draw.textbbox((0, 0), text, font=font)[3] + 10 for text, font, _ in lines]
+    y = (size - sum(heights)) // 2
+    for (text, font, colour), h in zip(lines, heights, strict=True):
+        draw.text((size // 2, y), text, font=font, fill=colour, anchor="mt")
+        y += h
+    return card
+
+
 def thumbnail(comfy: Any, server: Any, name: str, graph: Graph, api: dict) -> Image.Image:
-    """Run the graph headless on the built-in model; tile what its PreviewImage and SaveImage nodes show."""
+    """Run the graph headless on the built-in model; tile what its PreviewImage and SaveImage nodes show (or a
+    placeholder card for a graph that needs LlamaGen's files)."""
+    if graph.placeholder is not None:
+        return placeholder_card(graph.placeholder, graph.files, graph.needs)
     prompt = json.loads(json.dumps(api))
-    for node_id, changes in graph.builtin_stand_ins.items():
-        prompt[str(node_id)]["inputs"].update(changes)
     history = comfy.run_prompt(prompt, server)
     if not history["success"]:
         raise RuntimeError(f"{name}: the graph failed: {history['messages']}")
@@ -467,6 +572,7 @@ def thumbnail(comfy: Any, server: Any, name: str, graph: Graph, api: dict) -> Im
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-thumbnails", action="store_true", help="only write the JSON files")
+    parser.add_argument("--only", nargs="*", default=None, help="write only these graphs (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tests.comfy.provision import ensure_comfyui
@@ -475,6 +581,8 @@ def main() -> None:
     comfy = Comfy(ensure_comfyui(), Path(tempfile.mkdtemp(prefix="gptimg-workflows-")))
     (HERE / "api").mkdir(exist_ok=True)
     for name, graph in GRAPHS.items():
+        if args.only is not None and name not in args.only:
+            continue
         ui, api = build(comfy, name, graph)
         (HERE / f"{name}.json").write_text(json.dumps(ui, indent=2) + "\n")
         (HERE / "api" / f"{name}_api.json").write_text(json.dumps(api, indent=2) + "\n")

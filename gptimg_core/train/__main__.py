@@ -52,9 +52,8 @@ C2I_CONFIG = GPTConfig(
 )  # fmt: skip
 # Flat codes (flat_beta 4) and half of each batch scenes of small objects only, half of those stars: the
 # shapes world's flat patches get one code per colour, and small stars, which the VQ drew worst, are drawn.
-# bf16 autocast (where native): the whole-image GAN steps a third faster, the crop steps 8% (this host); the
-# minutes it saves buy the t2i its 1.5x steps and scenes (docs/training-notes.md, "The VQ in bf16 pays for the
-# t2i's 1.5x": dev pairs 77.5% -> 85.5% of 619).
+# bf16 autocast (where native): the minutes it saves buy the t2i its 1.5x steps and scenes
+# (docs/training-notes.md, "The VQ in bf16 pays for the t2i's 1.5x").
 VQ_RECIPE = VQRecipe(flat_codes=True, flat_beta=4.0, small_share=0.5, bf16=True)
 # Inputs: a quarter of the sequences read raw codes, a quarter an edit's mix (raw codes around a rectangle of
 # targets: half of them random, half an object's box grown by 0-4 px, as an inpainting mask leaves), half the

@@ -1,10 +1,8 @@
 """Canonical training targets for flat patches.
 
-A VQ trained the usual way spreads one flat colour over hundreds of codes (270 to 350 per colour for
-the built-in VQ before flat codes, the commonest taking 4-8%), all of which decode to about the same
-flat patch: which one a patch gets depends on the edges around it. A GPT trained on raw codes spends
-most of its loss guessing among them (the t2i trained on an earlier rule, which kept the codes of flat
-tokens next to an edge, spent 0.65 of its 0.995 nats per token on those). Here every token whose patch
+A VQ trained the usual way spreads one flat colour over hundreds of codes, all of which decode to about
+the same flat patch: which one a patch gets depends on the edges around it. A GPT trained on raw codes
+spends most of its loss guessing among them (docs/training-notes.md, stage 2). Here every token whose patch
 is one flat palette colour is replaced, as a training target, by that colour's commonest code. The
 built-in VQ is trained with flat codes (train_vq.py), so its own code for a flat colour is that
 colour's code and the decoder draws edges from the edge tokens alone; the rewrite then only mends the

@@ -53,15 +53,11 @@ class GPTRecipe:
     reading_order: bool = False  # t2i: two-object prompts name first the object a raster scan meets first
     compile: bool = False  # torch.compile the GPT's training steps (on CPU: needs a C++ compiler, else eager)
     # Each batch runs forward/backward in chunks of this many sequences, gradients summed: the same
-    # update with smaller activations. The compiled GPT's forward/backward alone ran 20% faster in chunks
-    # of 32 (0.213 s against 0.265 s per 64 sequences, no padding mask), but the recipe's whole t2i step
-    # (T5, padding mask, optimizer) only 2%: 0.300 s against 0.305 s, timed back to back (2 EPYC cores).
+    # update with smaller activations, and a little faster (docs/training-notes.md, stage 4).
     micro_batch: int = 32
     # Muon for the hidden matrices (the blocks' and T5's Linear layers) at muon_lr_scale x lr, AdamW for the
-    # rest at lr (muon.py); False: AdamW for everything. 1,500 t2i steps from scratch, Muon at 5x against
-    # AdamW: validation loss 0.709 against 0.811 nats, dev single objects 50.4% against 23.9% (Muon at 1x
-    # lr: 0.828, worse than AdamW; 3x 0.680, 7x 0.788, 10x 0.925). The full recipe at 3x (with edit holes)
-    # replaced the 5x model on 2026-12-05; docs/training-notes.md.
+    # rest at lr (muon.py); False: AdamW for everything. The learning-rate sweep that picked 3x is in
+    # docs/training-notes.md ("Muon for the hidden matrices").
     muon: bool = True
     muon_lr_scale: float = 3.0
 
@@ -190,9 +186,9 @@ def token_loss(gpt: GPT, cond: Tensor, inputs: Tensor, targets: Tensor, key_ok: 
 
 @contextlib.contextmanager
 def _fast_math(bf16: bool) -> Iterator[None]:
-    """Forward-pass settings for CPU training. bf16 autocast: t2i steps 0.64 -> 0.28 s on 2 EPYC cores
-    with avx512_bf16 (only where oneDNN has native bf16; emulated bf16 would be slower). The plain
-    math attention: the CPU flash kernel's backward with a padding mask took 40% of a step."""
+    """Forward-pass settings for CPU training: bf16 autocast (only where oneDNN has native bf16; emulated
+    bf16 would be slower) and the plain math attention, whose backward with a padding mask is the faster
+    one on CPU (timings: docs/training-notes.md)."""
     with sdpa_kernel(SDPBackend.MATH), cpu_autocast(bf16):
         yield
 
@@ -337,8 +333,7 @@ def train_c2i(
     """Train the class-conditional GPT; dropped labels become the null class (id num_classes).
 
     init: a trained GPT of the same transformer size (the t2i one) to start from. It already draws
-    the shapes; only the class embedding starts from scratch (1,000 steps: 56% of classes right
-    against 31% for a smaller c2i trained alone for 5,000 steps)."""
+    the shapes; only the class embedding starts from scratch (docs/training-notes.md, stage 5)."""
     torch.manual_seed(seed)
     gpt = GPT(cfg)
     if init is not None:

@@ -33,11 +33,10 @@ class VQRecipe:
     beta: float = 0.25  # commitment weight
     gan_start: float = 0.85  # fraction of steps before the discriminator joins (the whole-image phase)
     gan_weight: float = 0.1
-    restart_every: int = 25  # steps between dead-code restarts (first 80% of training)
+    restart_every: int = 25  # steps between dead-code restarts (during the first 0.8 of training)
     crop: int = 32  # train on random crops this size (4x cheaper; the VQ is convolutional) ...
     crop_until: float = 0.85  # ... for this fraction of the steps, then on whole images
-    # Small objects are what the VQ gets wrong; these two put more of the loss on them (at 3000 steps:
-    # 41% of reconstructions pass the checker, against 26% with prompt scenes and a flat loss).
+    # Small objects are what the VQ gets wrong; these two put more of the loss on them (docs/training-notes.md).
     dense: bool = True  # train on crowded scenes (tokenizer_batch) instead of prompt scenes
     object_weight: float = 4.0  # extra reconstruction weight on pixels within 2 px of an object
     # Share of each dense batch drawn as scenes of small objects only, small_star_share of those objects stars:
@@ -45,19 +44,16 @@ class VQRecipe:
     small_share: float = 0.0
     small_star_share: float = 0.5
     # bf16 autocast for the encoder, decoder and discriminator where the CPU has native bf16 (precision.py);
-    # the codebook search, losses and weights stay fp32. At 3,000 steps (2 EPYC cores, 2026-11-22) it trained
-    # 11% faster (477 against 535 s) to the same PSNR (24.98 / 24.99 dB) and checker pass (46.3 / 41.0% of
-    # 300 reconstructions); on the AMX host that trained the shipped VQ (2026-12-07), 8% faster on crops and a
-    # third on whole images with the discriminator. The built-in recipe turns it on (train/__main__.py).
+    # the codebook search, losses and weights stay fp32: faster at the same quality (docs/training-notes.md).
+    # The built-in recipe turns it on (train/__main__.py).
     bf16: bool = False
     # Flat codes: every token whose patch is one flat palette colour is quantised to that colour's own code
     # (code index = palette index) while training, so the decoder never reads edges from flat tokens and the
     # encoder learns to put them in the edge tokens, and the GPTs' canonical targets (canonical.py) are the
     # VQ's own codes instead of a lossy rewrite of them. Commitment (flat_beta) pulls the encoder's flat
     # latents onto those codes, so encoding a flat patch gives them too; dead codes restart on edge tokens'
-    # latents only, else they land among the flat ones and take their patches at inference. At 3,000 steps
-    # (600 prompt scenes, the checker, through canonical codes): single objects 47.0% without, 55.3% with
-    # flat_beta 4 (76% of flat patches encode to their colour's code; 0.25: 54.9%, 51%).
+    # latents only, else they land among the flat ones and take their patches at inference. The A/B that chose
+    # flat_beta 4 is in docs/training-notes.md ("Flat codes").
     flat_codes: bool = False
     flat_beta: float = 0.25  # commitment weight of flat tokens (with flat_codes)
 

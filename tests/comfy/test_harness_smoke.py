@@ -16,7 +16,7 @@ from tests.comfy.server import ComfyClient, PromptRejected, comfy_server
 pytestmark = pytest.mark.comfy
 
 ECHO_PACK = """
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 
 class GptimgHarnessEcho(io.ComfyNode):

@@ -117,6 +117,7 @@ def test_official_workflow_names_its_missing_files(gptimg_server: ComfyClient, n
         assert e.status == 400
         text = json.dumps(e.body)
         assert any(f in text for f in wanted), f"{name}: the refusal names none of {wanted}: {text[:2000]}"
+        assert "ComfyUI/models/gptimg" in text, f"{name}: the refusal says not where the files go: {text[:2000]}"
         for node_id, err in e.node_errors.items():
             assert err["class_type"].startswith("GPTImgLoad"), f"{name}: node {node_id} {err}"
         return

@@ -48,7 +48,12 @@ def refused(client: ComfyClient, prompt: dict[str, Any], node_id: str, input_nam
         prompt_id = client.post_prompt(prompt)
     except PromptRejected as r:
         assert r.status == 400 and list(r.node_errors) == [node_id], r.body
-        (err,) = r.node_errors[node_id]["errors"]
+        errors = r.node_errors[node_id]["errors"]
+        if errors[0]["type"] == "custom_validation_failed":  # repeated once per input validate_inputs names
+            msg = node_message(r, node_id)
+            assert f": {input_name}: " in msg, msg
+            return msg
+        (err,) = errors
         assert err["extra_info"]["input_name"] == input_name, err
         return f"{err['message']}: {err['details']}"
     entry = client.wait(prompt_id, timeout=120, check=False)
@@ -63,9 +68,29 @@ def test_unknown_combo_value(gptimg_server: ComfyClient) -> None:
     assert "cubic" in msg and "linear" in msg
 
 
-def test_missing_checkpoint_file(gptimg_server: ComfyClient) -> None:
-    msg = refused(gptimg_server, graphs.t2i(ckpt="no_such_model.safetensors"), "1", "ckpt_name")
-    assert "no_such_model.safetensors" in msg
+def test_missing_checkpoint_file(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    """A shared workflow naming a LlamaGen file this ComfyUI lacks says where the file belongs."""
+    msg = refused(gptimg_server, graphs.t2i(ckpt="c2i_L_384.pt"), "1", "ckpt_name")
+    assert msg.startswith("Load GPT Image Model: ckpt_name: 'c2i_L_384.pt' is not here"), msg
+    assert "ComfyUI/models/gptimg/" in msg and str(model_dirs["gptimg"]) in msg, msg
+    assert "refresh" in msg and "wrong_kind_vq.safetensors" in msg, msg  # and what is there
+
+
+def test_missing_vq_file(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    g = graphs.t2i()
+    g["2"]["inputs"]["vq_name"] = "vq_ds16_c2i.pt"
+    msg = refused(gptimg_server, g, "2", "vq_name")
+    assert msg.startswith("Load VQ Tokenizer: vq_name: 'vq_ds16_c2i.pt' is not here"), msg
+    assert "ComfyUI/models/gptimg_vq/" in msg and str(model_dirs["gptimg_vq"]) in msg, msg
+
+
+def test_missing_text_encoder_folder(gptimg_server: ComfyClient, model_dirs: dict) -> None:
+    g = graphs.t2i()
+    g["3"]["inputs"]["encoder_name"] = "flan-t5-xl"
+    msg = refused(gptimg_server, g, "3", "encoder_name")
+    assert msg.startswith("Load Text Encoder: encoder_name: 'flan-t5-xl' is not here"), msg
+    assert "ComfyUI/models/text_encoders/" in msg and str(model_dirs["text_encoders"]) in msg, msg
+    assert "T5 model folder" in msg, msg
 
 
 def test_unknown_mask_mode(gptimg_server: ComfyClient) -> None:
@@ -95,6 +120,77 @@ def test_missing_required_input(gptimg_server: ComfyClient) -> None:
     err = single_input_error(rejected(gptimg_server, g), "5")
     assert err["type"] == "required_input_missing"
     assert err["extra_info"]["input_name"] == "positive"
+
+
+# ---- non-finite and out-of-range numbers: refused at queue time with the node's own message -----------
+# ComfyUI 0.3.75 lets NaN through every min/max check (NaN < min is False), so each node checks its float
+# widgets in validate_inputs. ComfyUI repeats a failed validate_inputs once per input it names, so every
+# error of the node must carry the same message.
+
+NAN, INF = float("nan"), float("inf")
+
+
+def node_message(r: PromptRejected, node_id: str) -> str:
+    """The node's one message, from an HTTP 400 whose only failing node is node_id."""
+    assert r.status == 400 and r.error["type"] == "prompt_outputs_failed_validation", r.body
+    assert list(r.node_errors) == [node_id], r.node_errors
+    details = {e["details"].split(" - ", 1)[1] for e in r.node_errors[node_id]["errors"]}
+    assert len(details) == 1 and all(
+        e["type"] == "custom_validation_failed" for e in r.node_errors[node_id]["errors"]
+    ), r.node_errors
+    return details.pop()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("cfg", NAN, "finite"),
+        ("cfg", INF, "finite"),
+        ("cfg", -INF, "finite"),
+        ("cfg", 0.5, "outside 1.0..30.0"),
+        ("temperature", INF, "finite"),
+        ("temperature", NAN, "finite"),
+        ("temperature", -0.5, "outside 0.0..5.0"),
+        ("top_p", 2.0, "outside 0.01..1.0"),
+        ("top_p", NAN, "finite"),
+        ("top_p", 0.0, "outside 0.01..1.0"),
+    ],
+)
+def test_bad_sampler_number_gets_the_nodes_message(gptimg_server: ComfyClient, name: str, value: float, words: str):
+    msg = node_message(rejected(gptimg_server, graphs.t2i(**{name: value})), "5")
+    assert msg.startswith(f"Autoregressive Sampler: {name}: ") and words in msg, msg
+
+
+@pytest.mark.parametrize(("name", "value"), [("threshold", NAN), ("threshold", 1.5), ("cfg", INF), ("top_p", NAN)])
+def test_bad_inpaint_number_gets_the_nodes_message(gptimg_server: ComfyClient, name: str, value: float) -> None:
+    g = graphs.inpaint(64, 64)
+    g["13"]["inputs"][name] = value
+    msg = node_message(rejected(gptimg_server, g), "13")
+    assert msg.startswith(f"Token Inpaint: {name}: "), msg
+
+
+def test_bad_img2img_strength_gets_the_nodes_message(gptimg_server: ComfyClient) -> None:
+    g = graphs.inpaint(64, 64)
+    inputs = {k: v for k, v in g["13"]["inputs"].items() if k not in ("mask", "mask_mode", "threshold", "grow")}
+    inputs = {k: v for k, v in inputs.items() if k not in ("candidates", "passes")}
+    g["13"] = {"class_type": "GPTImgImg2Img", "inputs": {**inputs, "strength": NAN}}
+    del g["12"]
+    msg = node_message(rejected(gptimg_server, g), "13")
+    assert msg.startswith("Token img2img: strength: ") and "finite" in msg, msg
+
+
+def test_mask_preview_threshold_must_be_finite(gptimg_server: ComfyClient) -> None:
+    g = graphs.mask_preview(64, 64)
+    g["3"]["inputs"]["threshold"] = INF
+    assert node_message(rejected(gptimg_server, g), "3").startswith("Token Mask Preview: threshold: ")
+
+
+def test_a_good_prompt_runs_after_refused_numbers(gptimg_server: ComfyClient) -> None:
+    for bad in (graphs.t2i(cfg=NAN), graphs.t2i(temperature=INF), graphs.t2i(top_p=2.0)):
+        rejected(gptimg_server, bad)
+    entry = gptimg_server.wait(gptimg_server.post_prompt(graphs.t2i(seed=3)), timeout=120)
+    (img,) = entry["outputs"]["7"]["images"]
+    assert gptimg_server.view(img["filename"], img["subfolder"], img["type"]).size == (64, 64)
 
 
 # ---- failed while running, with our message ---------------------------------------------------------

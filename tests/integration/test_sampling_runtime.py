@@ -21,7 +21,8 @@ def test_sampler_reports_progress_stats_and_previews(gptimg_server: ComfyClient)
         events.wait_for(lambda m: m["type"] == "execution_success" and m["data"]["prompt_id"] == prompt_id, 120)
     stats = [d for d in events.of_type(STATS) if d["node"] == "5"]
     assert stats, f"no {STATS} events for the sampler (node 5)"
-    assert set(stats[0]) == {"node", "done", "total", "tokens_per_s", "eta_s", "finished"}
+    assert set(stats[0]) == {"node", "done", "total", "tokens_per_s", "eta_s", "finished", "settings"}
+    assert stats[0]["settings"].startswith("cfg ")  # the values the run used, shown under the node
     assert all(d["total"] == 64 for d in stats)  # the built-in model draws 8x8 tokens
     done = [d["done"] for d in stats]
     assert done == sorted(done) and 0 < done[0] <= 64

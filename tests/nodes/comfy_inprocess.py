@@ -84,7 +84,7 @@ class Comfy:
         self.nodes = importlib.import_module("nodes")
         self.execution = importlib.import_module("execution")
         self.server = importlib.import_module("server")
-        from comfy_api.latest import io
+        from comfy_api.v0_0_2 import io
 
         self.io = io
         link = scratch / "custom_nodes" / PACK

@@ -70,7 +70,7 @@ def test_sampler_is_a_thin_wrapper_over_generate(comfy, loaded, t2i_cond):
     core = comfy.core()
     direct = core.generate(
         model.gpt, t2i_cond.cond.expand(2, -1, -1), cond_mask=t2i_cond.mask.expand(2, -1), cfg_scale=4.0,
-        generator=torch.Generator().manual_seed(SAMPLING["seed"]),
+        temperature=1.0, top_k=0, top_p=1.0, best_of=1, seed=SAMPLING["seed"],
     )  # fmt: skip
     assert torch.equal(tokens.codes, direct)
     assert torch.equal(sample(comfy, model, t2i_cond, batch_size=2).codes, direct)  # previews change nothing
@@ -89,11 +89,37 @@ def test_sampler_candidates_reach_the_core(comfy, loaded, t2i_cond):
     model = loaded["t2i"]
     tokens = sample(comfy, model, t2i_cond, batch_size=2, candidates=3)
     direct = comfy.core().generate(
-        model.gpt, t2i_cond.cond.expand(2, -1, -1), cond_mask=t2i_cond.mask.expand(2, -1), cfg_scale=4.0, candidates=3,
-        generator=torch.Generator().manual_seed(SAMPLING["seed"]),
+        model.gpt, t2i_cond.cond.expand(2, -1, -1), cond_mask=t2i_cond.mask.expand(2, -1), cfg_scale=4.0,
+        temperature=1.0, top_k=0, top_p=1.0, best_of=3, seed=SAMPLING["seed"],
     )  # fmt: skip
     assert tokens.codes.shape == (2, 8, 8) and torch.equal(tokens.codes, direct)
     assert not torch.equal(tokens.codes, sample(comfy, model, t2i_cond, batch_size=2).codes)  # left out: one draw
+
+
+def test_widgets_at_auto_give_the_models_recommendation_as_the_python_api_does(comfy, loaded, t2i_cond):
+    model = loaded["t2i"]
+    auto = dict(cfg=-1, temperature=-1, top_k=-1, top_p=-1, candidates=-1)
+    tokens = sample(comfy, model, t2i_cond, batch_size=2, **auto)
+    core = comfy.core()
+    direct = core.generate(model.gpt, t2i_cond.cond.expand(2, -1, -1), cond_mask=t2i_cond.mask.expand(2, -1), seed=5)
+    assert torch.equal(tokens.codes, direct)
+    one = core.generate(model.gpt, t2i_cond.cond, cond_mask=t2i_cond.mask, seed=6)  # image 1 of the batch: seed + 1
+    assert torch.equal(tokens.codes[1:], one)
+    rec = model.gpt.recommended
+    explicit = dict(cfg=rec.sample.cfg_scale, temperature=rec.sample.temperature, top_k=rec.sample.top_k, top_p=1.0)
+    assert torch.equal(sample(comfy, model, t2i_cond, batch_size=2, candidates=rec.best_of, **explicit).codes, direct)
+
+
+def test_sjd_decoding_reaches_the_core(comfy, loaded, t2i_cond):
+    model = loaded["t2i"]
+    tokens = sample(comfy, model, t2i_cond, top_k=1, decoding="sjd", window=4)
+    assert torch.equal(tokens.codes, sample(comfy, model, t2i_cond, top_k=1).codes)  # greedy: the same tokens
+    drawn = sample(comfy, model, t2i_cond, decoding="sjd", window=4)
+    direct = comfy.core().generate(
+        model.gpt, t2i_cond.cond, cond_mask=t2i_cond.mask, cfg_scale=4.0, temperature=1.0, top_k=0, top_p=1.0,
+        best_of=1, seed=5, decoding="sjd", window=4,
+    )  # fmt: skip
+    assert torch.equal(drawn.codes, direct)
 
 
 def test_sampler_with_a_class_label_and_a_negative(comfy, loaded):
@@ -105,8 +131,8 @@ def test_sampler_with_a_class_label_and_a_negative(comfy, loaded):
         cfg_schedule="constant", **SAMPLING,
     )  # fmt: skip
     direct = comfy.core().generate(
-        model.gpt, torch.full((3,), pos.cond.item()), uncond=torch.full((3,), 3), cfg_scale=4.0,
-        generator=torch.Generator().manual_seed(SAMPLING["seed"]),
+        model.gpt, torch.full((3,), pos.cond.item()), uncond=torch.full((3,), 3), cfg_scale=4.0, temperature=1.0,
+        top_k=0, top_p=1.0, best_of=1, seed=SAMPLING["seed"],
     )  # fmt: skip
     assert torch.equal(tokens.codes, direct)
 

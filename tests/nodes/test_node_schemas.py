@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
-
-from gptimg_core.builtin import BUILTIN_INPAINT_SAMPLING, BUILTIN_SAMPLING
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ SPEC = {  # node id: (display name, category, required inputs, optional inputs, 
         "sampling",
         ["model", "positive", "seed", "batch_size", "cfg", "cfg_interval", "cfg_schedule", "temperature", "top_k",
          "top_p"],
-        ["negative", "vq", "candidates"],
+        ["negative", "vq", "candidates", "decoding", "window"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgVQEncode": ("VQ Encode", "vq", ["vq", "image", "fit"], [], ["GPTIMG_TOKENS"]),
@@ -37,28 +38,28 @@ SPEC = {  # node id: (display name, category, required inputs, optional inputs, 
         "editing",
         ["model", "tokens", "mask", "positive", "seed", "cfg", "temperature", "top_k", "top_p", "mask_mode",
          "threshold", "grow", "candidates", "passes"],
-        ["negative"],
+        ["negative", "vq", "decoding", "window"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgOutpaint": (
         "Outpaint / Extend Canvas",
         "editing",
         ["model", "tokens", "positive", "top", "left", "seed", "cfg", "temperature", "top_k", "top_p"],
-        ["negative"],
+        ["negative", "vq", "decoding", "window"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgVariations": (
         "Variations",
         "editing",
         ["model", "tokens", "positive", "keep_rows", "batch_size", "seed", "cfg", "temperature", "top_k", "top_p"],
-        ["negative"],
+        ["negative", "vq", "decoding", "window"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgImg2Img": (
         "Token img2img",
         "editing",
         ["model", "tokens", "positive", "strength", "seed", "cfg", "temperature", "top_k", "top_p"],
-        ["negative"],
+        ["negative", "vq", "decoding", "window"],
         ["GPTIMG_TOKENS"],
     ),
     "GPTImgTokenMaskPreview": (
@@ -99,6 +100,30 @@ def test_inputs_outputs_and_tooltips(comfy, node_id):
             if name == "seed":
                 assert options["control_after_generate"] is True and options["max"] == 2**64 - 1
     assert all(i["output_tooltips"]), f"{node_id} has an output without tooltip"
+
+
+def test_every_node_has_search_aliases_passed_where_comfyui_takes_them(comfy, monkeypatch):
+    adapter = importlib.import_module(f"{comfy.pack.__name__}.nodes.comfy_adapter")
+    assert set(adapter.SEARCH_ALIASES) == set(SPEC)
+    assert all(adapter.SEARCH_ALIASES[n] for n in SPEC)
+    # 0.3.75's io.Schema has no such field; later ComfyUIs get the aliases through adapter.schema
+    assert adapter.TAKES_SEARCH_ALIASES == ("search_aliases" in comfy.io.Schema.__dataclass_fields__)
+    for node_id in SPEC:
+        schema = comfy.node(node_id).define_schema()
+        assert getattr(schema, "search_aliases", None) == (
+            adapter.SEARCH_ALIASES[node_id] if adapter.TAKES_SEARCH_ALIASES else None
+        ), f"{node_id}: build its schema with comfy_adapter.schema"
+
+    @dataclasses.dataclass
+    class NewerSchema:
+        node_id: str
+        display_name: str = ""
+        search_aliases: list[str] = dataclasses.field(default_factory=list)
+
+    monkeypatch.setattr(adapter, "io", types.SimpleNamespace(Schema=NewerSchema))
+    monkeypatch.setattr(adapter, "TAKES_SEARCH_ALIASES", True)
+    made = adapter.schema("GPTImgTokenInpaint", display_name="Token Inpaint")
+    assert "inpaint" in made.search_aliases and made.display_name == "Token Inpaint"
 
 
 def test_loader_choices_offer_the_builtin_first(comfy):
@@ -166,22 +191,15 @@ def test_models_run_under_comfy_model_management(comfy, loaded):
     assert torch.equal(first.codes, again.codes)
 
 
-def test_sampling_tooltips_name_the_builtin_models_settings(comfy):
-    inputs = info(comfy, "GPTImgSampler")["input"]["required"]
-    t2i, c2i = BUILTIN_SAMPLING["t2i"], BUILTIN_SAMPLING["c2i"]
-    cfg_tip = inputs["cfg"][1]["tooltip"]
-    assert inputs["cfg"][1]["default"] == 4.0
-    assert f"t2i model draws best at {t2i['cfg_scale']}" in cfg_tip and f"c2i at {c2i['cfg_scale']}" in cfg_tip
-    tip = inputs["temperature"][1]["tooltip"]
-    assert f"t2i model draws best at {t2i['temperature']}" in tip and f"c2i at {c2i['temperature']}" in tip
-    top_k_tip = inputs["top_k"][1]["tooltip"]
-    assert f"t2i model draws best at {t2i['top_k']}" in top_k_tip and f"c2i at {c2i['top_k']}" in top_k_tip
-    assert "To inpaint" not in tip
-    inpaint_tip = info(comfy, "GPTImgTokenInpaint")["input"]["required"]["temperature"][1]["tooltip"]
-    assert (
-        inpaint_tip.startswith(tip)
-        and f"t2i draws best at {BUILTIN_INPAINT_SAMPLING['t2i']['temperature']}" in inpaint_tip
-    )
-    candidates = info(comfy, "GPTImgSampler")["input"]["optional"]["candidates"][1]
-    assert candidates["default"] == 1  # a plain draw unless asked: LlamaGen's files are not slowed down
-    assert f"t2i {t2i['candidates']}, c2i {c2i['candidates']}" in candidates["tooltip"]
+def test_sampling_widgets_default_to_the_models_recommendation(comfy):
+    """A new node's sampling widgets stand at -1, the loaded model's recommended value, and say so; the
+    two meanings of `candidates` (kept under that name for saved workflows) show as best_of and particles."""
+    for node_id in ("GPTImgSampler", "GPTImgTokenInpaint", "GPTImgOutpaint", "GPTImgVariations", "GPTImgImg2Img"):
+        inputs = info(comfy, node_id)["input"]["required"]
+        for name in ("cfg", "temperature", "top_k", "top_p"):
+            assert inputs[name][1]["default"] == -1 == inputs[name][1]["min"], (node_id, name)
+            assert "-1 = the model's recommended value" in inputs[name][1]["tooltip"]
+    best_of = info(comfy, "GPTImgSampler")["input"]["optional"]["candidates"][1]
+    particles = info(comfy, "GPTImgTokenInpaint")["input"]["required"]["candidates"][1]
+    assert (best_of["display_name"], particles["display_name"]) == ("best_of", "particles")
+    assert best_of["default"] == particles["default"] == -1
