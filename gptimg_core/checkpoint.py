@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -25,6 +26,9 @@ from .janus import JanusModel, JanusVQ, load_janus_model, load_janus_vq
 from .janus.folder import check_folder
 from .quant import cpu_has_native_bf16, quantize_int8
 from .vq import VQModel
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxGPT, OnnxVQ
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ OFFICIAL_GRIDS = {
     "c2i_3B_384.pt": 24, "t2i_XL_stage2_512.pt": 32,
 }  # fmt: skip
 DEFAULT_GRID = 16
+ONNX_CONFIG = "gptimg_onnx.json"  # the file that marks a folder as an ONNX export (onnx_export.py)
 # Largest token grid side a file or an argument may ask for: 1024px with VQ-16 (LlamaGen's largest is 32).
 # A file's sizes are not trusted: without a bound a crafted block_size asks generate for 150 GB.
 MAX_GRID = 64
@@ -356,14 +361,14 @@ def load_gpt(
     dtype: torch.dtype | str = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
-) -> GPT | JanusModel:
+) -> GPT | JanusModel | OnnxGPT:
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
     dtype: a torch dtype or one of GPT_DTYPES by name; "int8" is weight-only int8 (quant.py).
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
     A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come
-    from its config).
+    from its config). A folder that onnx_export wrote loads as its onnxruntime backend (onnx_backend.OnnxGPT).
     """
     if isinstance(dtype, str):
         if dtype not in GPT_DTYPES:
@@ -373,6 +378,10 @@ def load_gpt(
     if dtype in (torch.bfloat16, "int8") and device.type == "cpu" and not cpu_has_native_bf16():
         log.warning("load_gpt: this CPU has no native bf16 (avx512_bf16/amx); %s runs emulated and slowly", dtype)
     p = Path(path)
+    if p.is_dir() and (p / ONNX_CONFIG).is_file():
+        from .onnx_backend import load_onnx_gpt
+
+        return load_onnx_gpt(p, device=device, dtype=dtype)
     if p.is_dir():
         check_folder(p, "load_gpt")
         if dtype == "int8":
@@ -414,9 +423,14 @@ def vq_from_state_dict(sd: dict[str, Tensor], meta: dict, *, where: str, name: s
     return model.eval()
 
 
-def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | JanusVQ:
-    """Load a LlamaGen VQ tokenizer checkpoint, or the VQ of a Janus-Pro folder, (fp32) in eval mode."""
+def load_vq(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VQModel | JanusVQ | OnnxVQ:
+    """Load a LlamaGen VQ tokenizer checkpoint, or the VQ of a Janus-Pro folder, (fp32) in eval mode; an ONNX
+    export folder loads as onnx_backend.OnnxVQ (the same encode/decode)."""
     p = Path(path)
+    if p.is_dir() and (p / ONNX_CONFIG).is_file():
+        from .onnx_backend import OnnxVQ
+
+        return OnnxVQ(p, device=device)
     if p.is_dir():
         check_folder(p, "load_vq")
         return load_janus_vq(p, device=device)

@@ -1,4 +1,4 @@
-"""Command line: `python -m gptimg_core {generate,inpaint,convert,info}`. Without model paths the
+"""Command line: `python -m gptimg_core {generate,inpaint,convert,info,export-onnx}`. Without model paths the
 built-in model is used."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from .builtin import BUILTIN_RECOMMENDED, builtin_path
 from .checkpoint import (
     GPT_DTYPES,
+    ONNX_CONFIG,
     CheckpointError,
     convert,
     detect_kind,
@@ -147,13 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--grid", type=int, default=None)
     n = sub.add_parser("info", help="what a checkpoint file is", parents=[common])
     n.add_argument("path")
+    x = sub.add_parser(
+        "export-onnx", help="GPT (+ VQ) -> ONNX graphs for onnxruntime (--gpt DIR runs them)", parents=[common]
+    )
+    x.add_argument("--gpt", default=None, help="GPT checkpoint (default: the built-in t2i)")
+    x.add_argument("--vq", default=None, help="VQ checkpoint (default: the built-in VQ)")
+    x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="the GPT's precisions")
+    x.add_argument("--no-vq", action="store_true", help="export the GPT alone")
+    x.add_argument("--n-head", type=int, default=None)
+    x.add_argument("--grid", type=int, default=None)
     return ap
 
 
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, dtype=a.dtype, n_head=a.n_head, grid=a.grid)
-    own = a.gpt if is_janus_folder(a.gpt or "") else None  # a Janus folder holds its own VQ and tokenizer
+    # a Janus folder holds its own VQ and tokenizer; an ONNX export its own VQ
+    own = a.gpt if is_janus_folder(a.gpt or "") or (a.gpt and (Path(a.gpt) / ONNX_CONFIG).is_file()) else None
     vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
     if vq.codebook_size != gpt.vocab_size:
         raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.vocab_size}")
@@ -299,6 +311,14 @@ def cmd_info(a: argparse.Namespace) -> None:
     print(json.dumps(info, indent=2))
 
 
+def cmd_export_onnx(a: argparse.Namespace) -> None:
+    try:
+        from .onnx_export import export_onnx
+    except ImportError as e:
+        raise CliError(f"export-onnx needs onnx and onnxscript ({e}): pip install onnx onnxscript") from e
+    print(export_onnx(a.gpt, a.vq, a.out, dtype=a.dtype, with_vq=not a.no_vq, n_head=a.n_head, grid=a.grid))
+
+
 @torch.no_grad()  # not set_grad_enabled(False): a caller's grad mode comes back on return
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
@@ -315,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         elif a.command == "convert":
             convert(a.src, a.dst, n_head=a.n_head, grid=a.grid)
             print(a.dst)
+        elif a.command == "export-onnx":
+            cmd_export_onnx(a)
         else:
             cmd_info(a)
     except (CliError, CheckpointError, TextEncoderError, ValueError, TypeError, OSError) as e:

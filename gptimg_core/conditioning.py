@@ -90,12 +90,14 @@ def prepare_condition(
     guided: bool,
     where: str,
 ) -> Condition:
-    """Check the condition and build the batch: [cond; uncond] when guided, else cond alone."""
+    """Check the condition and build the batch: [cond; uncond] when guided, else cond alone. gpt: LlamaGen's
+    GPT, or its export on onnxruntime (onnx_backend.OnnxGPT: the same cfg, device and null_condition)."""
     from .gpt import GPT  # gpt.py imports this module's caller; here only to check
+    from .onnx_backend import OnnxGPT
 
-    if not isinstance(gpt, GPT):
+    if not isinstance(gpt, (GPT, OnnxGPT)):
         raise TypeError(f"{where}: gpt must be a GPT (load_gpt's result), got {type(gpt).__name__}")
-    device = gpt.tok_embeddings.weight.device
+    device = gpt.device
     if gpt.cfg.model_type == "c2i":
         cond = _check_labels(gpt, cond, "cond", where, allow_null=False)
         if cond_mask is not None or uncond_mask is not None:

@@ -19,7 +19,7 @@ INDEX = "model.safetensors.index.json"
 FOLDER_HINT = (
     "a Hugging Face Janus-Pro folder such as deepseek-community/Janus-Pro-1B (config.json with model_type 'janus', "
     "generation_config.json, model.safetensors or model-*.safetensors with model.safetensors.index.json, tokenizer "
-    "files)"
+    "files), or an ONNX export folder (gptimg_onnx.json, written by `python -m gptimg_core export-onnx`)"
 )
 
 
