@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ runs from
 import torch  # noqa: E402
 
 from gptimg_core import GPT, GPT_PRESETS, GPTConfig, builtin_path, generate, load_gpt, load_text_encoder  # noqa: E402
+from gptimg_core.sampling import WINDOW  # noqa: E402
 
 PROMPT = "a red circle and a green star on a white background"
 
@@ -67,7 +68,7 @@ def measure(model, cond: dict, decoding: str, window: int, images: int) -> tuple
 
 def compare(name: str, model, cond: dict, images: int, windows: list[int]) -> None:
     print(f"{name}: best_of {model.recommended.best_of}, {model.recommended.sample}")
-    ar_passes, ar_s = measure(model, cond, "ar", 16, images)
+    ar_passes, ar_s = measure(model, cond, "ar", WINDOW, images)
     print(f"{name}: ar  {ar_passes:6.1f} passes {ar_s * 1000:8.1f} ms/image")
     for decoding in ("sjd", "jacobi"):
         for w in windows:

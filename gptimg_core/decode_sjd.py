@@ -76,8 +76,8 @@ def _pick(probs: Tensor, noise: Tensor) -> Tensor:
     return (probs / noise).argmax(-1)
 
 
-def _accepts(u: float, p: float, q: float) -> bool:
-    """Accept a draft drawn from q with probability min(1, p / q), given u ~ U[0, 1)."""
+def _accepts(u: Tensor, p: Tensor, q: Tensor) -> Tensor:
+    """Accept drafts drawn from q with probability min(1, p / q), given u ~ U[0, 1) (elementwise)."""
     return u * q < p
 
 
@@ -87,13 +87,14 @@ def _verify(
     """Accept row r's drafts at k0..end-1 against p (L, V), whose column j is position a + j + 1 -> the
     row's accepted count. keep (N,) this row's kept positions; u (W,) uniforms; noise (V,) for one draw."""
     W = q.shape[1]
-    for i, k in enumerate(range(k0, end)):
-        if bool(keep[k]):
-            continue
-        x, target, proposal = int(seq[r, k]), p[k - a - 1], q[r, k % W]
-        if _accepts(float(u[i]), float(target[x]), float(proposal[x])):
-            continue
-        residual = (target - proposal).clamp_min(0)
+    ks = torch.arange(k0, end, device=seq.device)
+    x = seq[r, ks]
+    ok = keep[ks] | _accepts(u[: len(ks)], p[ks - a - 1, x], q[r, ks % W, x])
+    refused = (~ok).nonzero()
+    if len(refused):  # the first refused draft is drawn anew from the positive part of p - q
+        k = k0 + int(refused[0, 0])
+        target = p[k - a - 1]
+        residual = (target - q[r, k % W]).clamp_min(0)
         seq[r, k] = _pick(residual if float(residual.sum()) > 0 else target, noise)
         return k + 1
     if end < seq.shape[1]:  # the whole window accepted: the next position is an ordinary draw from p
@@ -107,9 +108,8 @@ def _draft(seq: Tensor, q: Tensor, keep: Tensor, r: int, k0: int, p: Tensor, noi
     """New drafts for row r at k0..k0+W-1, each drawn from p's column for its position (p (L, V), column j
     is position a + j + 1), or the last column beyond the pass's reach; each proposal recorded in q."""
     N, W = seq.shape[1], q.shape[1]
-    for i, k in enumerate(range(k0, min(k0 + W, N))):
-        if bool(keep[k]):
-            continue
-        proposal = p[min(k - a - 1, p.shape[0] - 1)]
-        q[r, k % W] = proposal
-        seq[r, k] = _pick(proposal, noise[i])
+    ks = torch.arange(k0, min(k0 + W, N), device=seq.device)
+    ks = ks[~keep[ks]]
+    proposals = p[(ks - a - 1).clamp(max=p.shape[0] - 1)]  # (m, V)
+    q[r, ks % W] = proposals
+    seq[r, ks] = _pick(proposals, noise[ks - k0])

@@ -14,6 +14,7 @@ from torch import Tensor
 from .checks import check_choice, check_float, check_int
 
 DECODINGS = ("ar", "sjd", "jacobi")
+WINDOW = 8  # drafted tokens per pass by default (bench/sjd_speed.py, README Performance)
 
 # Guidance past this overflows fp32 logits into inf - inf = NaN (LlamaGen's models are run at 1.5 to 10).
 MAX_CFG = 1000.0
@@ -32,7 +33,7 @@ class SamplingOptions:
     # "ar": one token per forward pass; "sjd": speculative Jacobi decoding (decode_sjd.py); "jacobi": the same
     # with every position's noise drawn first, giving ar's tokens for the same seed (decode_jacobi.py)
     decoding: str = "ar"
-    window: int = 16  # drafted tokens per pass (sjd, jacobi)
+    window: int = WINDOW  # drafted tokens per pass (sjd, jacobi)
 
     def check(self, where: str) -> None:
         """Raise a TypeError/ValueError naming `where` and the bad argument (bools, non-finite numbers included)."""

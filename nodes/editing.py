@@ -7,6 +7,7 @@ from comfy_api.v0_0_2 import io, ui
 from torch import Tensor
 
 from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pixel_mask_to_tokens, variation_keep
+from ..gptimg_core.sampling import WINDOW
 from . import comfy_adapter as adapter
 from . import sampling_part
 from .common import (
@@ -134,7 +135,7 @@ class TokenInpaint(SamplingNode):
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
         decoding: str = "ar",
-        window: int = 16,
+        window: int = WINDOW,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h, w = tokens.grid
@@ -216,7 +217,7 @@ class Outpaint(SamplingNode):
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
         decoding: str = "ar",
-        window: int = 16,
+        window: int = WINDOW,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens, exact_grid=False)
         g, (h, w) = model.cfg.grid, tokens.grid
@@ -278,7 +279,7 @@ class Variations(SamplingNode):
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
         decoding: str = "ar",
-        window: int = 16,
+        window: int = WINDOW,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         h = tokens.grid[0]
@@ -362,7 +363,7 @@ class Img2Img(SamplingNode):
         negative: GPTImgCond | None = None,
         vq: GPTImgVQ | None = None,
         decoding: str = "ar",
-        window: int = 16,
+        window: int = WINDOW,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens)
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..gptimg_core import generate
+from ..gptimg_core.sampling import WINDOW
 from . import comfy_adapter as adapter
 from . import sampling_part
 from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
@@ -91,7 +92,7 @@ class Sampler(SamplingNode):
         vq: GPTImgVQ | None = None,
         candidates: int = 1,
         decoding: str = "ar",
-        window: int = 16,
+        window: int = WINDOW,
     ) -> io.NodeOutput:
         chosen = Chosen(seed, cfg, temperature, top_k, top_p, decoding, window).core_kwargs()
         codes = sampling_part.run(

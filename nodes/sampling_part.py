@@ -13,7 +13,7 @@ from typing import Any
 from comfy_api.v0_0_2 import io
 from torch import Tensor
 
-from ..gptimg_core.sampling import DECODINGS
+from ..gptimg_core.sampling import DECODINGS, WINDOW
 from . import comfy_adapter as adapter
 from .common import SEED_MAX, check_condition, check_vq_fits, check_widgets, core_errors
 from .types import GPTImgCond, GPTImgModel, GPTImgVQ, condition_kwargs
@@ -122,7 +122,12 @@ def decoding_inputs() -> list[io.Input]:
             "pass and ar's own image for the same seed.",
         ),
         io.Int.Input(
-            "window", default=16, min=1, max=256, optional=True, tooltip="SJD: drafted tokens checked per pass."
+            "window",
+            default=WINDOW,
+            min=1,
+            max=256,
+            optional=True,
+            tooltip="sjd, jacobi: drafted tokens checked per pass.",
         ),
     ]
 
@@ -161,7 +166,7 @@ class Chosen:
     top_k: int
     top_p: float
     decoding: str = "ar"
-    window: int = 16
+    window: int = WINDOW
 
     def core_kwargs(self) -> dict[str, Any]:
         def auto(v: float) -> float | None:
