@@ -30,7 +30,7 @@ from ..gptimg_core.preview import (
     render_palette,
     tile,
 )
-from .types import GPTImgVQ
+from .objects import GPTImgVQ
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from ..gptimg_core import TextEncoder
 from ..gptimg_core.janus import JanusModel, JanusPromptEncoder
 from ..gptimg_core.labels import resolve_class
 from . import comfy_adapter as adapter
-from .common import NodeInputError, core_errors, model_input
-from .types import COND, TEXT_ENCODER, GPTImgCond, GPTImgModel, GPTImgTextEncoder
+from .checks import NodeInputError, core_errors
+from .objects import COND, TEXT_ENCODER, GPTImgCond, GPTImgModel, GPTImgTextEncoder
+from .sockets import model_input
 
 
 class EncodePrompt(io.ComfyNode):

@@ -10,21 +10,11 @@ from ..gptimg_core import image_generators, img2img_keep, inpaint, outpaint, pix
 from ..gptimg_core.sampling import WINDOW
 from . import comfy_adapter as adapter
 from . import sampling_part
-from .common import (
-    NodeInputError,
-    check_mask,
-    check_tokens_fit,
-    check_widgets,
-    core_errors,
-    model_input,
-    negative_input,
-    positive_input,
-    preview_vq_input,
-    tokens_input,
-    tokens_output,
-)
+from .checks import NodeInputError, check_tokens_fit, check_widgets, core_errors
+from .layouts import check_mask
+from .objects import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 from .sampling_part import FLOORS, Chosen, SamplingNode, auto_count, decoding_inputs, particles_input, sampling_inputs
-from .types import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
+from .sockets import model_input, negative_input, positive_input, preview_vq_input, tokens_input, tokens_output
 
 
 def mask_modes() -> list[io.Input]:

@@ -15,8 +15,8 @@ from ..gptimg_core.janus import JanusPromptEncoder
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_widgets, core_errors
-from .types import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
+from .checks import NodeInputError, check_widgets, core_errors
+from .objects import MODEL, TEXT_ENCODER, VQ, GPTImgModel, GPTImgTextEncoder, GPTImgVQ
 
 BUILTIN = "builtin"
 BUILTIN_GPT = {"builtin t2i": "t2i", "builtin c2i": "c2i"}

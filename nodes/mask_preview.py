@@ -8,9 +8,10 @@ from torch import Tensor
 
 from ..gptimg_core import pixel_mask_to_tokens
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_mask, check_widgets, core_errors
+from .checks import NodeInputError, check_widgets, core_errors
 from .editing import grid_info, mask_modes
-from .types import VQ, GPTImgVQ
+from .layouts import check_mask
+from .objects import VQ, GPTImgVQ
 
 TINT = torch.tensor([1.0, 0.25, 0.25])  # selected cells are blended towards red
 TINT_ALPHA = 0.45

@@ -8,9 +8,10 @@ from ..gptimg_core import generate
 from ..gptimg_core.sampling import WINDOW
 from . import comfy_adapter as adapter
 from . import sampling_part
-from .common import check_widgets, model_input, negative_input, positive_input, tokens_output
+from .checks import check_widgets
+from .objects import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 from .sampling_part import FLOORS, Chosen, SamplingNode, auto_count, best_of_input, decoding_inputs, seed_input
-from .types import VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
+from .sockets import model_input, negative_input, positive_input, tokens_output
 
 
 class Sampler(SamplingNode):

@@ -15,10 +15,11 @@ from torch import Tensor
 
 from ..gptimg_core.sampling import DECODINGS, WINDOW
 from . import comfy_adapter as adapter
-from .common import SEED_MAX, check_condition, check_vq_fits, check_widgets, core_errors
-from .types import GPTImgCond, GPTImgModel, GPTImgVQ, condition_kwargs
+from .checks import check_condition, check_vq_fits, check_widgets, core_errors
+from .objects import GPTImgCond, GPTImgModel, GPTImgVQ, condition_kwargs
 
 AUTO = -1
+SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
 # The real minimum of each widget whose minimum, AUTO, stands for the model's value (for check_widgets).
 FLOORS = {"cfg": 1.0, "temperature": 0.0, "top_k": 0, "top_p": 0.01, "candidates": 1}
 _AUTO_TIP = " -1 = the model's recommended value (the loader node shows it; the run shows what it used)."

@@ -7,8 +7,10 @@ from comfy_api.v0_0_2 import io
 from torch import Tensor
 
 from . import comfy_adapter as adapter
-from .common import NodeInputError, check_widgets, core_errors, image_to_pixels, pixels_to_image, tokens_output
-from .types import TOKENS, VQ, GPTImgTokens, GPTImgVQ
+from .checks import NodeInputError, check_widgets, core_errors
+from .layouts import image_to_pixels, pixels_to_image
+from .objects import TOKENS, VQ, GPTImgTokens, GPTImgVQ
+from .sockets import tokens_output
 
 
 def fit_to_multiple(pixels: Tensor, ds: int, fit: str, node: str) -> Tensor:

@@ -1,5 +1,5 @@
-"""Shared by the node modules: layout conversions at the ComfyUI boundary, checks that name the node
-and input, and the model/condition/token sockets."""
+"""Checks that name the node and the input: the pack's error type, the core's errors re-raised with the node
+named, queue-time widget checks, and checks that a condition, a VQ or tokens fit the model."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from comfy_api.v0_0_2 import io
-from torch import Tensor
 
-from ..gptimg_core import GPTConfig, to_uint8
-from .types import COND, MODEL, TOKENS, VQ, GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
-
-SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range; torch.Generator takes any 64-bit seed
+from ..gptimg_core import GPTConfig
+from .objects import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
 class NodeInputError(ValueError):
@@ -71,43 +67,6 @@ def check_widgets(node: type[io.ComfyNode], floors: dict[str, float] | None = No
                 f"{schema.display_name}: {name}: {value!r} is outside {low}..{high}; use a value in that range{extra}"
             )
     return True
-
-
-# ---- layouts ---------------------------------------------------------------------------------------
-
-
-def image_to_pixels(image: Tensor, node: str, name: str = "image") -> Tensor:
-    """ComfyUI IMAGE (B, H, W, C) float 0..1 -> pixels (B, 3, H, W) in [-1, 1] (RGB; alpha dropped)."""
-    if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
-        got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise NodeInputError(node, name, f"expected an IMAGE (B, H, W, 1/3/4 channels), got {got}")
-    rgb = image[..., :3] if image.shape[-1] != 1 else image.expand(*image.shape[:3], 3)
-    # IMAGE is 0..1 by convention; some nodes (upscalers) overshoot slightly, which the VQ would refuse
-    return (rgb.permute(0, 3, 1, 2).float() * 2.0 - 1.0).clamp(-1.0, 1.0)
-
-
-def pixels_to_image(pixels: Tensor) -> Tensor:
-    """Decoder pixels (B, 3, H, W) -> ComfyUI IMAGE (B, H, W, 3) float 0..1, rounded as LlamaGen saves PNGs."""
-    return torch.from_numpy(to_uint8(pixels)).float() / 255.0
-
-
-def check_mask(mask: Tensor, size: tuple[int, int], node: str, what: str, name: str = "mask") -> Tensor:
-    """ComfyUI MASK (B, H, W) or (H, W), 1 = masked -> float (B, H, W), checked against an (H, W) size."""
-    if not isinstance(mask, Tensor) or mask.dim() not in (2, 3):
-        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-        raise NodeInputError(node, name, f"expected a MASK (B, H, W), got {got}")
-    m = mask.float().unsqueeze(0) if mask.dim() == 2 else mask.float()
-    if tuple(m.shape[-2:]) != tuple(size):
-        raise NodeInputError(
-            node,
-            name,
-            f"the mask is {m.shape[-1]}x{m.shape[-2]} but {what} is {size[1]}x{size[0]}; "
-            "use a mask of the same size (e.g. resize it with an image/mask resize node)",
-        )
-    return m
-
-
-# ---- checks ----------------------------------------------------------------------------------------
 
 
 def check_condition(node: str, name: str, model: GPTImgModel, cond: GPTImgCond) -> None:
@@ -170,41 +129,3 @@ def check_tokens_fit(node: str, model: GPTImgModel, tokens: GPTImgTokens, *, exa
             f"form a {h}x{w} grid, {want} the model's {g}x{g}; give {size} to VQ Encode"
             + ("" if not exact_grid else " (or use Outpaint / Extend Canvas to place a smaller one)"),
         )
-
-
-# ---- shared widgets --------------------------------------------------------------------------------
-
-
-def model_input() -> io.Input:
-    return io.Custom(MODEL).Input("model", tooltip="The GPT image model (from Load GPT Image Model).")
-
-
-def tokens_input(tooltip: str = "Image tokens to edit (from VQ Encode or a sampler).") -> io.Input:
-    return io.Custom(TOKENS).Input("tokens", tooltip=tooltip)
-
-
-def positive_input() -> io.Input:
-    return io.Custom(COND).Input(
-        "positive", tooltip="What to draw: from Encode Prompt (t2i models) or Class Label (c2i models)."
-    )
-
-
-def negative_input() -> io.Input:
-    return io.Custom(COND).Input(
-        "negative",
-        optional=True,
-        tooltip="Optional: the condition guidance steers away from (replaces the positive's own negative prompt; "
-        "default: the model's null condition).",
-    )
-
-
-def preview_vq_input() -> io.Input:
-    return io.Custom(VQ).Input(
-        "vq",
-        optional=True,
-        tooltip="Optional: the VQ tokenizer, for live previews while sampling (the last one is the finished image).",
-    )
-
-
-def tokens_output(tooltip: str) -> io.Output:
-    return io.Custom(TOKENS).Output(display_name="tokens", tooltip=tooltip)
