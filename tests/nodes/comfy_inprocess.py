@@ -1,7 +1,7 @@
 """A real ComfyUI 0.3.75 (provisioned from PyPI by tests/comfy/provision.py) imported into this process, with
 our pack loaded exactly as the server loads it (`nodes.load_custom_node` on a `custom_nodes/gptimg` link);
 nodes execute through ComfyUI's `execution` module (class clone + lock, hidden inputs, inference mode), on
-the CPU. Used by the node tests (conftest.py) and by workflows/make_workflows.py.
+the CPU. Used by the node tests (conftest.py) and by tests/make_workflows.py.
 
 Import order matters: ComfyUI's folder goes first on sys.path (before `tests/comfy`, a namespace folder of the
 same name as ComfyUI's `comfy`, and before the repo root, whose `nodes/` package is ours, not ComfyUI's), and

@@ -4,7 +4,7 @@ graph headless on the built-in model. LlamaGen graphs need the official files, w
 thumbnails are placeholder cards saying so (drawn here). Their loader nodes carry no `properties.models`: the
 front end's missing-models dialog would fetch each file's size from its URL, and the pack reaches out to nothing.
 
-    OMP_NUM_THREADS=1 python -m workflows.make_workflows          # from the repo root; needs the test ComfyUI
+    OMP_NUM_THREADS=1 python -m tests.make_workflows          # from the repo root; needs the test ComfyUI
 
 Uses the ComfyUI that the tests provision (tests/comfy/provision.py), imported in-process. Run it again after
 the built-in model changes: the thumbnails are what these graphs produce.
@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "workflows"  # what it writes: the shipped workflow files
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_CONTROL = "fixed"  # control_after_generate: re-running a template reproduces its thumbnail
 COLUMN_W, GAP = 440, 40  # column pitch; nodes are COLUMN_W - GAP wide
