@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 from comfy_api.v0_0_2 import io
 
-from ..gptimg_core import GPTConfig
 from .objects import GPTImgCond, GPTImgModel, GPTImgTokens, GPTImgVQ
 
 
@@ -70,31 +69,14 @@ def check_widgets(node: type[io.ComfyNode], floors: dict[str, float] | None = No
 
 
 def check_condition(node: str, name: str, model: GPTImgModel, cond: GPTImgCond) -> None:
-    """The condition must be of the model's kind and shape (made with this model)."""
-    c = model.cfg
-    if cond.kind != c.model_type:
-        fix = "use Encode Prompt" if c.model_type == "t2i" else "use Class Label"
-        raise NodeInputError(
-            node, name, f"is a {cond.kind} condition but the model is {c.model_type}; {fix} with this model"
-        )
-    if not isinstance(c, GPTConfig):  # another family (Janus) checks its own conditions
-        with core_errors(node, name):
-            model.gpt.condition(cond.cond, cond.mask, None, None, guided=False, where="the condition")
-        return
-    if c.model_type == "t2i" and tuple(cond.cond.shape[1:]) != (c.cls_token_num, c.caption_dim):
-        raise NodeInputError(
-            node,
-            name,
-            f"holds text features {tuple(cond.cond.shape[1:])} but the model takes ({c.cls_token_num}, "
-            f"{c.caption_dim}); encode the prompt with this model and the text encoder it was trained with",
-        )
-    if c.model_type == "c2i" and int(cond.cond.max()) >= c.num_classes:
-        raise NodeInputError(
-            node,
-            name,
-            f"class id {int(cond.cond.max())} is not one of this model's {c.num_classes}; "
-            "make the Class Label with this model",
-        )
+    """The condition must be of the model's kind and fit it (made with this model): the model's own condition
+    check, whatever its family, with the node and input named."""
+    kind = model.gpt.kind
+    if cond.kind != kind:
+        fix = "use Encode Prompt" if kind == "t2i" else "use Class Label"
+        raise NodeInputError(node, name, f"is a {cond.kind} condition but the model is {kind}; {fix} with this model")
+    with core_errors(node, name):
+        model.gpt.condition(cond.cond, cond.mask, None, None, guided=False, where="the condition")
 
 
 def check_vq_fits(node: str, name: str, model: GPTImgModel, vq: GPTImgVQ) -> None:
