@@ -81,24 +81,24 @@ def check_condition(node: str, name: str, model: GPTImgModel, cond: GPTImgCond) 
 
 def check_vq_fits(node: str, name: str, model: GPTImgModel, vq: GPTImgVQ) -> None:
     """The VQ's codebook must be the GPT's vocabulary."""
-    if vq.codebook_size != model.cfg.vocab_size:
+    if vq.codebook_size != model.gpt.vocab_size:
         raise NodeInputError(
             node,
             name,
-            f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {model.cfg.vocab_size} tokens; "
+            f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {model.gpt.vocab_size} tokens; "
             "load the VQ tokenizer this GPT was trained with",
         )
 
 
 def check_tokens_fit(node: str, model: GPTImgModel, tokens: GPTImgTokens, *, exact_grid: bool = True) -> None:
     """Tokens must come from the GPT's vocabulary and (unless placed by outpainting) fill its grid."""
-    g = model.cfg.grid
-    if tokens.codebook_size != model.cfg.vocab_size:
+    g = model.gpt.grid
+    if tokens.codebook_size != model.gpt.vocab_size:
         raise NodeInputError(
             node,
             "tokens",
             f"come from a VQ with {tokens.codebook_size} codes but the GPT's vocabulary is "
-            f"{model.cfg.vocab_size}; encode the image with the VQ this GPT was trained with",
+            f"{model.gpt.vocab_size}; encode the image with the VQ this GPT was trained with",
         )
     h, w = tokens.grid
     if h > g or w > g or (exact_grid and (h, w) != (g, g)):

@@ -46,8 +46,7 @@ class EncodePrompt(io.ComfyNode):
     def execute(
         cls, text_encoder: GPTImgTextEncoder, model: GPTImgModel, prompt: str, negative_prompt: str = ""
     ) -> io.NodeOutput:
-        c = model.cfg
-        if c.model_type != "t2i":
+        if model.gpt.kind != "t2i":
             raise NodeInputError(
                 cls.NAME, "model", "is a class-to-image (c2i) model; condition it with Class Label instead"
             )
@@ -68,6 +67,7 @@ class EncodePrompt(io.ComfyNode):
                 ids, mask = enc.encode([prompt])
                 uncond, uncond_mask = enc.encode([negative_prompt]) if negative_prompt.strip() else (None, None)
             return io.NodeOutput(GPTImgCond("t2i", ids, mask, uncond, uncond_mask, prompt))
+        c = model.cfg  # a LlamaGen t2i: its caption features' shape
         if enc.dim != c.caption_dim:
             raise NodeInputError(
                 cls.NAME,
@@ -114,7 +114,7 @@ class ClassLabel(io.ComfyNode):
     def execute(cls, model: GPTImgModel, **inputs: str) -> io.NodeOutput:
         text = inputs["class"]  # "class" is a Python keyword, so it arrives through **inputs
         c = model.cfg
-        if c.model_type != "c2i":
+        if model.gpt.kind != "c2i":
             raise NodeInputError(
                 cls.NAME, "model", "is a text-to-image (t2i) model; condition it with Encode Prompt instead"
             )

@@ -210,7 +210,7 @@ class Outpaint(SamplingNode):
         window: int = WINDOW,
     ) -> io.NodeOutput:
         check_tokens_fit(cls.NAME, model, tokens, exact_grid=False)
-        g, (h, w) = model.cfg.grid, tokens.grid
+        g, (h, w) = model.gpt.grid, tokens.grid
         if not (-h < top < g and -w < left < g):
             raise NodeInputError(
                 cls.NAME,

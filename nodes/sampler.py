@@ -102,7 +102,7 @@ class Sampler(SamplingNode):
         )  # fmt: skip
         tokens = GPTImgTokens(
             codes,
-            model.cfg.vocab_size,
+            model.gpt.vocab_size,
             vq.vq_id if vq is not None else None,
             vq.downsample if vq is not None else None,
         )

@@ -205,7 +205,7 @@ def run(
     if vq is not None:
         check_vq_fits(node.NAME, "vq", model, vq)
     adapter.ready(model.managed, *([vq.managed] if vq is not None else []))
-    g = model.cfg.grid
+    g = model.gpt.grid
     used = _describe(model, task, kwargs)
     with adapter.SamplingProgress(node.hidden.unique_id, g * g, (g, g), vq, settings=used) as progress:
         with core_errors(node.NAME, "sampling settings"):
