@@ -16,6 +16,7 @@ def test_there_are_bench_scripts():
     assert {p.name for p in SCRIPTS} >= {"decode_speed.py"}
 
 
+@pytest.mark.slow  # each script starts its own Python and loads models: about a minute in all
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_bench_script_runs_from_elsewhere(script, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
