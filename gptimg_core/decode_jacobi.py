@@ -16,14 +16,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .decoding import Callback, Observer, Request, guided_logits, replay
+from .decoding import Callback, Observer, Request, guided_logits, replay, window_pass
 from .sampling import probabilities
 
 
 def decode_jacobi(req: Request, callback: Callback | None = None, observe: Observer | None = None) -> Tensor:
     """Sample the (B, N) raster sequence of `req` as decode_ar would for the same generators, with windows of
     req.opts.window tokens per row per pass."""
-    model, opts, N, B, W = req.model, req.opts, req.num_tokens, req.batch, req.opts.window
+    model, opts, N, B = req.model, req.opts, req.num_tokens, req.batch
     device = model.device
     keep = req.keep if req.keep is not None else torch.zeros(B, N, dtype=torch.bool, device=device)
     seq = req.initial_tokens()  # (B, N): accepted tokens, then each row's drafts; known tokens where kept
@@ -38,17 +38,8 @@ def decode_jacobi(req: Request, callback: Callback | None = None, observe: Obser
     )
     n = [1] * B  # accepted tokens per row; drafts beyond start as the last accepted token (any start will do)
     while min(n) < N:
-        a = min(n) - 1
-        if guided and opts.guidance(a + 1, N) is None:
-            guided = False  # guidance is over for every position still to verify: drop the null half
-            state.keep_rows(B)
-        ends = [min(k + W, N) for k in n]
-        moving = [r for r in range(B) if n[r] < N and ends[r] <= a + 1 + 2 * W]
-        L = max(ends[r] for r in moving) - a
-        fed = seq[:, a : a + L]
-        raw = state.feed(torch.cat([fed, fed]) if guided else fed, a)  # (R, L, V): [:, j] predicts a + j + 1
-        req.passes += 1
-        p = probabilities(guided_logits(raw, B, opts, a + 1, N), opts)  # (B, L, V)
+        a, moving, p, guided = window_pass(req, state, seq, n, guided)  # p (B, L, V)
+        L = p.shape[1]
         for r in moving:
             cols = torch.arange(n[r], min(a + L + 1, N), device=device)  # positions this pass predicts for row r
             target = _pick(p[r, cols - a - 1], noise, cols, r)  # what the seeded sampler draws there

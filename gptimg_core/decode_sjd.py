@@ -16,11 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .decoding import Callback, Observer, Request, guided_logits, replay
+from .decoding import Callback, Observer, Request, guided_logits, replay, window_pass
 from .sampling import probabilities
-
-# How far ahead of the slowest row a row may run before it sits a pass out, in windows.
-MAX_SPREAD_WINDOWS = 1
 
 
 def decode_sjd(req: Request, callback: Callback | None = None, observe: Observer | None = None) -> Tensor:
@@ -44,24 +41,13 @@ def decode_sjd(req: Request, callback: Callback | None = None, observe: Observer
         _draft(seq, q, keep[r], r, 1, p0[r], noise[r, 1:], a=-1)
 
     while min(n) < N:
-        a = min(n) - 1  # the pass feeds positions a.. (the slowest row's last accepted token first)
-        if guided and opts.guidance(a + 1, N) is None:
-            guided = False  # guidance is over for every position still to verify: drop the null half
-            state.keep_rows(B)
-        ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
-        limit = a + 1 + (1 + MAX_SPREAD_WINDOWS) * W
-        moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
-        L = max(ends[r] for r in moving) - a  # fed positions a .. a + L - 1
-        fed = seq[:, a : a + L]
-        raw = state.feed(torch.cat([fed, fed]) if guided else fed, a)  # (R, L, V): [:, j] predicts a + j + 1
-        req.passes += 1
-        p = probabilities(guided_logits(raw, B, opts, a + 1, N), opts)  # (B, L, V)
+        a, moving, p, guided = window_pass(req, state, seq, n, guided)  # p (B, L, V)
         need = torch.zeros(B, dtype=torch.bool, device=device)
         need[moving] = True
         u = req.draws.uniform((B, W), device, need)  # one per draft
         noise = req.draws.exponential((B, W + 1, V), device, need)  # one draw to mend or extend, W to re-draft
         for r in moving:
-            n[r] = _verify(seq, q, keep[r], p[r], u[r], noise[r, 0], r, n[r], ends[r], a)
+            n[r] = _verify(seq, q, keep[r], p[r], u[r], noise[r, 0], r, n[r], min(n[r] + W, N), a)
             if n[r] < N:
                 _draft(seq, q, keep[r], r, n[r], p[r], noise[r, 1:], a=a)
         if callback is not None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .sampling import Draws, SamplingOptions, guide
-from .token_model import Condition, TokenModel
+from .sampling import Draws, SamplingOptions, guide, probabilities
+from .token_model import Condition, DecodeState, TokenModel
 
 # callback(step, total, tokens_so_far (B, step)); raising from it cancels generation.
 Callback = Callable[[int, int, Tensor], None]
@@ -62,6 +62,32 @@ def guided_logits(raw: Tensor, batch: int, opts: SamplingOptions, start: int, to
     scale = torch.tensor([1.0 if s is None else s for s in scales], device=raw.device).view(1, -1, 1)
     off = torch.tensor([s is None for s in scales], device=raw.device).view(1, -1, 1)
     return torch.where(off, cond, null + (cond - null) * scale)  # as guide() computes it, position by position
+
+
+# How far ahead of the slowest row a row of a window decoder may run before it sits a pass out, in windows.
+MAX_SPREAD_WINDOWS = 1
+
+
+def window_pass(
+    req: Request, state: DecodeState, seq: Tensor, n: list[int], guided: bool
+) -> tuple[int, list[int], Tensor, bool]:
+    """One pass of a window decoder (sjd, jacobi): feed seq (B, N), each row's accepted tokens then its drafts,
+    from the slowest row's last accepted token a. n: each row's accepted count. -> (a, the rows whose window of
+    opts.window drafts the pass covers, target probabilities (B, L, V) whose column j is position a + j + 1,
+    whether the null half still runs)."""
+    opts, N, B, W = req.opts, req.num_tokens, req.batch, req.opts.window
+    a = min(n) - 1
+    if guided and opts.guidance(a + 1, N) is None:
+        guided = False  # guidance is over for every position still to verify: drop the null half
+        state.keep_rows(B)
+    ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
+    limit = a + 1 + (1 + MAX_SPREAD_WINDOWS) * W
+    moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
+    L = max(ends[r] for r in moving) - a  # fed positions a .. a + L - 1
+    fed = seq[:, a : a + L]
+    raw = state.feed(torch.cat([fed, fed]) if guided else fed, a)  # (R, L, V): [:, j] predicts a + j + 1
+    req.passes += 1
+    return a, moving, probabilities(guided_logits(raw, B, opts, a + 1, N), opts), guided
 
 
 def replay(req: Request, tokens: Tensor, observe: Observer, chunk: int = 64) -> None:

@@ -10,14 +10,13 @@ import torch
 from torch import Tensor
 
 from .checks import check_callables, check_int, check_model
-from .decoding import Callback, Observer, Request, decode_attention, run
-from .gpt import attention_mask
+from .decoding import Callback, Observer, Request, run
 from .memory import check_memory
 from .sampling import Draws, Generators, SamplingOptions, image_generators
 from .settings import resolve
 from .token_model import Condition, TokenModel
 
-__all__ = ["Callback", "Observer", "attention_mask", "decode_attention", "generate", "run_sampler"]
+__all__ = ["Callback", "Observer", "generate", "run_sampler"]
 
 
 def run_sampler(

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gptimg_core import generate
-from gptimg_core.generate import attention_mask, decode_attention
+from gptimg_core.decoding import decode_attention
+from gptimg_core.gpt import attention_mask
 from gptimg_core.sampling import SamplingOptions, filter_logits
 
 from tiny import caption, tiny_gpt
