@@ -3,9 +3,12 @@
 Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4,
 the same for a baseline (plain `F.linear` layout, as LlamaGen runs) and for the `W @ x.T` layout at
 every row count (on a GPU all are F.linear, so both are left out), and the memory-bandwidth floor (weight bytes read per step / measured read
-bandwidth).
+bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
+autoregressive/models/generate.py; never part of this repository), also LlamaGen's own `generate` on the same
+weights, side by side with ours (greedy, CFG 4, batch 1, alternating): seconds per image, the ratio, and
+whether the tokens are the same.
 
-    python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16] [--quick]
+    python bench/decode_speed.py [--threads 2] [--preset B] [--device cuda --dtype bf16] [--llamagen DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import argparse
 import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -74,12 +79,66 @@ def time_generation(gpt: GPT, batch: int) -> tuple[float, float]:
     return total / batch, 1000 * steps[len(steps) // 2]
 
 
+def llamagen_generate(folder: str | None, gpt: GPT) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """LlamaGen's own generate on gpt's weights: class ids (B,) -> greedy tokens (B, N) at CFG 4; None (with a
+    message) when no checkout is given."""
+    root = Path(folder or "")
+    if not folder or not (root / "autoregressive" / "models" / "generate.py").is_file():
+        print(f"LlamaGen's code not found in {str(root)!r}; pass --llamagen DIR or set LLAMAGEN_DIR: peer skipped")
+        return None
+    sys.path.insert(0, str(root))  # LlamaGen imports its own top-level `utils` and `autoregressive` packages
+    from autoregressive.models.generate import generate as peer_generate
+    from autoregressive.models.gpt import ModelArgs, Transformer
+
+    c = gpt.cfg
+    args = ModelArgs(
+        dim=c.dim, n_layer=c.n_layer, n_head=c.n_head, vocab_size=c.vocab_size, block_size=c.block_size,
+        num_classes=c.num_classes, cls_token_num=c.cls_token_num, model_type="c2i",
+    )  # fmt: skip
+    peer = Transformer(args).eval().to(gpt.device)
+    peer.load_state_dict(gpt.state_dict(), strict=True)
+
+    def run(cond: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():  # its decode loop enters a deprecated CUDA attention context every step
+            warnings.simplefilter("ignore", FutureWarning)
+            return peer_generate(peer, cond, c.block_size, cfg_scale=4.0, temperature=1.0, top_k=1, top_p=1.0)
+
+    return run
+
+
+def side_by_side(gpt: GPT, peer: Callable[[torch.Tensor], torch.Tensor], repeats: int) -> None:
+    """Ours and LlamaGen's generate alternating, greedy at CFG 4, batch 1: seconds per image and the tokens."""
+    device = gpt.device
+    cond = torch.tensor([7], device=device)
+    times: dict[str, list[float]] = {"gptimg": [], "LlamaGen": []}
+    tokens = {}
+    for _ in range(repeats):
+        for name in times:
+            sync(device)
+            t = time.perf_counter()
+            if name == "gptimg":
+                out = generate(gpt, cond, cfg_scale=4.0, top_k=1).flatten(1)
+            else:
+                out = peer(cond).long()
+            sync(device)
+            times[name].append(time.perf_counter() - t)
+            tokens[name] = out
+    ours, theirs = sorted(times["gptimg"])[repeats // 2], sorted(times["LlamaGen"])[repeats // 2]
+    same = torch.equal(tokens["gptimg"].cpu(), tokens["LlamaGen"].cpu())
+    agree = (tokens["gptimg"].cpu() == tokens["LlamaGen"].cpu()).float().mean().item()
+    print(f"side by side, greedy, CFG 4, batch 1, median of {repeats} alternating runs:")
+    print(f"  LlamaGen's generate {theirs:.2f} s/image, gptimg {ours:.2f} s/image: {theirs / ours:.2f}x")
+    print(f"  same greedy tokens: {'yes' if same else f'no ({100 * agree:.1f}% of positions agree)'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--preset", default="B", choices=sorted(GPT_PRESETS))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--llamagen", default=os.environ.get("LLAMAGEN_DIR"), help="a LlamaGen checkout")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating runs of the side-by-side comparison")
     ap.add_argument("--quick", action="store_true", help="a tiny model and 16 tokens: checks the script runs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -131,6 +190,9 @@ def main() -> None:
     for batch in (1, 4) if baseline else ():
         ours, base = results[("gptimg", batch)], results[("baseline F.linear", batch)]
         print(f"batch {batch}: baseline / gptimg = {base[1] / ours[1]:.2f}x per step")
+    peer = llamagen_generate(a.llamagen, gpt)
+    if peer is not None:
+        side_by_side(gpt, peer, 1 if a.quick else a.repeats)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The model holds no generation state: a `KVCache` is made per generation and pass
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,7 +47,7 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     the weights fastest for this many rows (STREAM_ROWS)."""
     # Compiled code (training, with symbolic row counts) leaves the choice to the compiler.
     # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
-    if x.device.type != "cpu" or weight.dtype != torch.float32 or torch.compiler.is_compiling():
+    if not x.is_cpu or weight.dtype != torch.float32 or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
     if rows not in STREAM_ROWS:
@@ -54,7 +55,13 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read
     # the 768x2048 w2 weight 6x slower (docs/performance.md).
     flat = x.reshape(rows, x.shape[-1]).contiguous()  # (rows, in)
-    return (weight @ flat.T).T.contiguous().reshape(*x.shape[:-1], weight.shape[0])
+    if rows == 1:  # MKL's one-column product streams the weight at less than half the two-column speed here
+        y = torch.mm(weight, flat.repeat(2, 1).T)[:, :1]  # (out, 1)
+    else:
+        y = torch.mm(weight, flat.T)  # (out, rows)
+    # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md).
+    out = y.T.contiguous() if y.requires_grad else torch.from_numpy(np.ascontiguousarray(y.numpy().T))
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 class Linear(nn.Linear):
@@ -97,14 +104,18 @@ def rope_2d(cfg: GPTConfig) -> Tensor:
 
 
 def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
-    """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2), computed in fp32."""
+    """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2), computed in fp32.
+
+    Pair j becomes (x0 cos - x1 sin, x1 cos + x0 sin), each product rounded as in LlamaGen's stacked formula.
+    """
     xs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, T, H, D/2, 2)
     r = rope.view(1, xs.shape[1], 1, xs.shape[3], 2)
-    out = torch.stack(
-        [xs[..., 0] * r[..., 0] - xs[..., 1] * r[..., 1], xs[..., 1] * r[..., 0] + xs[..., 0] * r[..., 1]],
-        dim=-1,
-    )
+    sin = r[..., 1:] * _SIGNS.to(r.device)  # (1, T, 1, D/2, 2): (-sin, sin)
+    out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
+
+
+_SIGNS = torch.tensor([-1.0, 1.0])
 
 
 class KVCache:
@@ -152,10 +163,11 @@ class Attention(nn.Module):
         self, x: Tensor, rope: Tensor, start: int, k_cache: Tensor | None, v_cache: Tensor | None, mask: Tensor | None
     ) -> Tensor:
         B, T, _ = x.shape
-        q, k, v = self.wqkv(x).split([self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1)
-        q = apply_rope(q.view(B, T, self.n_head, self.hd), rope).transpose(1, 2)  # (B, nh, T, hd)
-        k = apply_rope(k.view(B, T, self.n_kv, self.hd), rope).transpose(1, 2)  # (B, nkv, T, hd)
-        v = v.view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, nkv, T, hd)
+        nh, nkv, hd = self.n_head, self.n_kv, self.hd
+        qkv = self.wqkv(x)  # (B, T, (nh + 2 nkv) hd)
+        qk = apply_rope(qkv[..., : (nh + nkv) * hd].view(B, T, nh + nkv, hd), rope)  # q and k in one rotation
+        q, k = qk[:, :, :nh].transpose(1, 2), qk[:, :, nh:].transpose(1, 2)  # (B, nh, T, hd), (B, nkv, T, hd)
+        v = qkv[..., (nh + nkv) * hd :].view(B, T, nkv, hd).transpose(1, 2)  # (B, nkv, T, hd)
         if k_cache is not None:
             k_cache[:, :, start : start + T] = k
             v_cache[:, :, start : start + T] = v

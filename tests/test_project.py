@@ -42,6 +42,31 @@ def test_project_output_is_contiguous_and_takes_transposed_input(monkeypatch, st
     torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_project_trains_in_the_streaming_layout(monkeypatch, rows):
+    # Outside no_grad the output must stay on autograd's tape (the numpy transpose is for inference only).
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 17))
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 48, generator=g)
+    w = torch.randn(96, 48, generator=g, requires_grad=True)
+    w_ref = w.detach().clone().requires_grad_()
+    project(x, w).square().sum().backward()
+    F.linear(x, w_ref).square().sum().backward()
+    torch.testing.assert_close(w.grad, w_ref.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_rope_rounds_as_llamagen():
+    # LlamaGen's stacked formula written out op by op: the one-pass rotation must equal it bit for bit.
+    from gptimg_core.gpt import apply_rope
+
+    g = torch.Generator().manual_seed(0)
+    x, rope = torch.randn(2, 5, 3, 16, generator=g) * 3, torch.randn(5, 8, 2, generator=g)
+    xs, r = x.reshape(2, 5, 3, 8, 2), rope.view(1, 5, 1, 8, 2)
+    even = xs[..., 0] * r[..., 0] - xs[..., 1] * r[..., 1]
+    odd = xs[..., 1] * r[..., 0] + xs[..., 0] * r[..., 1]
+    assert torch.equal(apply_rope(x, rope), torch.stack([even, odd], -1).flatten(3))
+
+
 @pytest.mark.parametrize("stream", [range(1, 17), range(8, 17)])
 def test_project_compiles_with_dynamic_row_counts(monkeypatch, stream):
     # Training compiles the GPT with dynamic shapes; the row count is then symbolic (CI on AMD failed here).
