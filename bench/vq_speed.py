@@ -53,16 +53,19 @@ def llamagen_vq(folder: str | None, cfg: VQConfig, sd: dict) -> Callable[[torch.
     return decode
 
 
-def ours(vq: VQModel, *, channels_last: bool, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Our decode in this memory format and precision (on a copy of the model)."""
+def ours(vq: VQModel, *, layout: str, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Our decode (on a copy of the model) in this precision and layout: "default" (VQModel.decode as shipped:
+    channels-last activations on CPU), "nchw" (activations kept NCHW) or "channels_last" (weights converted too)."""
     m = copy.deepcopy(vq).to(dtype)
-    if not channels_last:
+    if layout == "default":
         return m.decode
-    m = m.to(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        m = m.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
 
     def decode(codes: torch.Tensor) -> torch.Tensor:
-        quant = m.quantize.lookup(codes).to(dtype).contiguous(memory_format=torch.channels_last)
-        return m.decode_latent(quant).float().contiguous()
+        quant = m.quantize.lookup(codes).to(dtype).contiguous(memory_format=fmt)
+        return m.decoder(m.post_quant_conv(quant)).float().contiguous()
 
     return decode
 
@@ -89,11 +92,12 @@ def main() -> None:
     peer = llamagen_vq(a.llamagen, cfg, vq.state_dict())
     if peer is not None:
         variants["LlamaGen fp32"] = peer
-    variants["ours fp32"] = ours(vq, channels_last=False, dtype=torch.float32)
-    variants["ours fp32 channels_last"] = ours(vq, channels_last=True, dtype=torch.float32)
+    variants["ours fp32 (as shipped)"] = ours(vq, layout="default", dtype=torch.float32)
+    variants["ours fp32 NCHW"] = ours(vq, layout="nchw", dtype=torch.float32)
+    variants["ours fp32 CL weights too"] = ours(vq, layout="channels_last", dtype=torch.float32)
     native = cpu_has_native_bf16()
-    variants["ours bf16"] = ours(vq, channels_last=False, dtype=torch.bfloat16)
-    variants["ours bf16 channels_last"] = ours(vq, channels_last=True, dtype=torch.bfloat16)
+    variants["ours bf16 NCHW"] = ours(vq, layout="nchw", dtype=torch.bfloat16)
+    variants["ours bf16 channels_last"] = ours(vq, layout="channels_last", dtype=torch.bfloat16)
     times: dict[str, list[float]] = {k: [] for k in variants}
     outs = {}
     with torch.no_grad():

@@ -195,11 +195,15 @@ class VQModel(nn.Module):
 
     def latent(self, pixels: Tensor) -> Tensor:
         """Pixels (B, 3, H, W) in [-1, 1] -> continuous latent (B, e, h, w), before quantisation."""
-        return self.quant_conv(self.encoder(pixels))
+        if pixels.is_cpu:  # as in decode_latent
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return self.quant_conv(self.encoder(pixels)).contiguous()
 
     def decode_latent(self, quant: Tensor) -> Tensor:
         """Quantised latent (B, e, h, w) -> pixels (B, 3, H, W), unclamped."""
-        return self.decoder(self.post_quant_conv(quant))
+        if quant.is_cpu:  # oneDNN's CPU convs run faster on channels-last activations (README, VQ decode)
+            quant = quant.contiguous(memory_format=torch.channels_last)
+        return self.decoder(self.post_quant_conv(quant)).contiguous()
 
     @torch.no_grad()
     def encode(self, pixels: Tensor) -> Tensor:
