@@ -297,6 +297,24 @@ class GPT(nn.Module):
     def start(self, cond: Condition) -> GPTState:
         return GPTState(self, cond)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes a c2i model takes (ids 0..num_classes-1)."""
+        return self.cfg.num_classes
+
+    def describe(self) -> str:
+        """One line on what this model is: size, condition, grid, vocabulary, dtype."""
+        c = self.cfg
+        params = sum(p.numel() for p in self.parameters())
+        if c.model_type == "c2i":
+            kind = f"class-to-image (c2i), {c.num_classes} classes"
+        else:
+            kind = f"text-to-image (t2i), {c.cls_token_num} text tokens of {c.caption_dim} dims"
+        dtype = str(self.tok_embeddings.weight.dtype).removeprefix("torch.")
+        return (
+            f"{params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; {dtype}"
+        )
+
     def sampling_bytes(self, rows: int) -> int:
         from .memory import sampling_bytes  # the estimate reads this class's config
 

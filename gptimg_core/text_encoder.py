@@ -63,6 +63,22 @@ class TextEncoder:
         self.model.to(device)
         return self
 
+    def for_model(self, model: object, where: str) -> TextEncoder:
+        """This encoder sized for `model` (its caption token count), after checking that the model takes T5
+        features of this width (LlamaGen's t2i GPT); a TextEncoderError naming `where` otherwise."""
+        cfg = getattr(model, "cfg", None)
+        if getattr(model, "kind", None) != "t2i" or not hasattr(cfg, "caption_dim"):
+            raise TextEncoderError(
+                f"{where}: this T5 encoder does not belong to this model, which does not take T5 features (a "
+                f"Janus-Pro model takes the prompt encoder of its own folder)"
+            )
+        if self.dim != cfg.caption_dim:
+            raise TextEncoderError(
+                f"{where}: this T5 encoder gives {self.dim}-dim features but the model takes {cfg.caption_dim}; load "
+                "the text encoder this model was trained with (flan-t5-xl for LlamaGen's t2i models)"
+            )
+        return TextEncoder(self.model, self.tokenizer, cfg.cls_token_num)  # same weights, the model's length
+
     @torch.no_grad()
     def encode(self, prompts: str | Sequence[str]) -> tuple[Tensor, Tensor]:
         """Prompts -> features (B, max_length, dim) float32 and mask (B, max_length) bool, valid tokens at the end."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..gptimg_core import TextEncoder
-from ..gptimg_core.janus import JanusModel, JanusPromptEncoder
 from ..gptimg_core.labels import resolve_class
 from . import comfy_adapter as adapter
 from .checks import NodeInputError, core_errors
@@ -54,38 +52,17 @@ class EncodePrompt(io.ComfyNode):
             raise NodeInputError(
                 cls.NAME, "prompt", "is empty; this is a text-to-image model: describe the image to generate"
             )
-        enc = text_encoder.encoder
-        if isinstance(enc, JanusPromptEncoder) != isinstance(model.gpt, JanusModel):
-            raise NodeInputError(
-                cls.NAME,
-                "text_encoder",
-                "does not belong to this model: a Janus-Pro model takes the Load Text Encoder of its own folder, "
-                "a LlamaGen model a T5 folder",
-            )
-        if isinstance(enc, JanusPromptEncoder):  # Janus conditions on its prompt's token ids
-            with core_errors(cls.NAME, "prompt"):
-                ids, mask = enc.encode([prompt])
-                uncond, uncond_mask = enc.encode([negative_prompt]) if negative_prompt.strip() else (None, None)
-            return io.NodeOutput(GPTImgCond("t2i", ids, mask, uncond, uncond_mask, prompt))
-        c = model.cfg  # a LlamaGen t2i: its caption features' shape
-        if enc.dim != c.caption_dim:
-            raise NodeInputError(
-                cls.NAME,
-                "text_encoder",
-                f"gives {enc.dim}-dim features but the model takes {c.caption_dim}; load the text encoder this "
-                "model was trained with (flan-t5-xl for LlamaGen's t2i models)",
-            )
+        with core_errors(cls.NAME, "text_encoder"):
+            enc = text_encoder.encoder.for_model(model.gpt, cls.NAME)
         adapter.ready(text_encoder.managed)
-        # the GPT fixes the number of text tokens: same weights, this model's max_length
-        sized = TextEncoder(enc.model, enc.tokenizer, c.cls_token_num)
         out = adapter.intermediate_device()
         with core_errors(cls.NAME, "prompt"):
-            feats, mask = sized.encode([prompt])
+            cond, mask = enc.encode([prompt])
             uncond = uncond_mask = None
             if negative_prompt.strip():
-                uncond, uncond_mask = sized.encode([negative_prompt])
+                uncond, uncond_mask = enc.encode([negative_prompt])
                 uncond, uncond_mask = uncond.to(out), uncond_mask.to(out)
-        return io.NodeOutput(GPTImgCond("t2i", feats.to(out), mask.to(out), uncond, uncond_mask, prompt))
+        return io.NodeOutput(GPTImgCond("t2i", cond.to(out), mask.to(out), uncond, uncond_mask, prompt))
 
 
 class ClassLabel(io.ComfyNode):
@@ -113,11 +90,10 @@ class ClassLabel(io.ComfyNode):
     @classmethod
     def execute(cls, model: GPTImgModel, **inputs: str) -> io.NodeOutput:
         text = inputs["class"]  # "class" is a Python keyword, so it arrives through **inputs
-        c = model.cfg
         if model.gpt.kind != "c2i":
             raise NodeInputError(
                 cls.NAME, "model", "is a text-to-image (t2i) model; condition it with Encode Prompt instead"
             )
-        label = resolve_class(text, model.class_names, c.num_classes, where=f"{cls.NAME}: class")
+        label = resolve_class(text, model.class_names, model.gpt.num_classes, where=f"{cls.NAME}: class")
         name = model.class_names[label] if model.class_names else str(label)
         return io.NodeOutput(GPTImgCond("c2i", torch.tensor([label], dtype=torch.long), text=name))

@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from ..gptimg_core import GPT, GPTConfig, TextEncoder, VQModel
+from ..gptimg_core import GPT, TextEncoder, VQModel
 from ..gptimg_core.janus import JanusModel, JanusPromptEncoder, JanusVQ
 from ..gptimg_core.preview import PreviewMap
 
@@ -26,16 +26,6 @@ class Managed(Protocol):
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """The GPTConfig fields the nodes read (kind, grid, tokens, vocabulary), for a family without a GPTConfig."""
-
-    model_type: str
-    grid: int
-    block_size: int
-    vocab_size: int
-
-
-@dataclass(frozen=True)
 class GPTImgModel:
     """GPTIMG_MODEL: an image-token model (LlamaGen GPT or Janus), its model-management handle, its file name and
     class names (c2i)."""
@@ -45,34 +35,13 @@ class GPTImgModel:
     name: str
     class_names: tuple[str, ...] | None
 
-    @property
-    def cfg(self) -> GPTConfig | ModelShape:
-        if isinstance(self.gpt, GPT):
-            return self.gpt.cfg
-        g = self.gpt.grid  # the TokenModel interface (token_model.py)
-        return ModelShape(self.gpt.kind, g, g * g, self.gpt.vocab_size)
-
     def summary(self) -> str:
         """One line saying what was loaded, for the loader's UI text."""
-        c = self.cfg
-        params = sum(p.numel() for p in self.gpt.parameters())
-        if isinstance(self.gpt, JanusModel):
-            dtype = str(self.gpt.dtype).removeprefix("torch.")
-            return (
-                f"{self.name}: Janus-Pro image generator, {params / 1e6:.0f}M parameters (understanding encoder not "
-                f"loaded); {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; {dtype}, "
-                f"{self.managed.describe_device()}. Recommended (what a sampling widget at -1 uses): "
-                f"{self.gpt.recommended.describe()}"
-            )
-        if c.model_type == "c2i":
+        names = ""
+        if self.gpt.kind == "c2i":
             names = f", names: {', '.join(self.class_names[:3])}, ..." if self.class_names else ", no class names"
-            kind = f"class-to-image (c2i), {c.num_classes} classes{names}"
-        else:
-            kind = f"text-to-image (t2i), {c.cls_token_num} text tokens of {c.caption_dim} dims"
-        dtype = str(self.gpt.tok_embeddings.weight.dtype).removeprefix("torch.")
         return (
-            f"{self.name}: {params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, "
-            f"vocabulary {c.vocab_size}; {dtype}, {self.managed.describe_device()}. "
+            f"{self.name}: {self.gpt.describe()}{names}; {self.managed.describe_device()}. "
             f"Recommended (what a sampling widget at -1 uses): {self.gpt.recommended.describe()}"
         )
 

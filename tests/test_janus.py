@@ -308,3 +308,17 @@ def test_wrong_conditions_are_refused(odd):
         generate(model, ids[:, :-1], cond_mask=mask[:, :-1])
     with pytest.raises(ValueError, match="generate: cond_mask must be left-padded"):
         generate(model, ids, cond_mask=mask.flip(1))
+
+
+def test_prompt_encoders_check_which_model_they_serve(odd):
+    # Each prompt encoder knows the family it serves: a Janus prompt on a LlamaGen GPT (or T5 on Janus) is refused.
+    from gptimg_core import builtin_path
+
+    _, model, te = odd
+    assert te.for_model(model, "here") is te
+    t2i = load_gpt(builtin_path("t2i"))
+    with pytest.raises(ValueError, match="here: this Janus-Pro prompt encoder does not belong to this model"):
+        te.for_model(t2i, "here")
+    t5 = load_text_encoder(builtin_path("text_encoder"))
+    with pytest.raises(ValueError, match="here: this T5 encoder does not belong to this model.*Janus-Pro"):
+        t5.for_model(model, "here")

@@ -263,3 +263,21 @@ def test_megabyte_prompts_and_lone_surrogates_are_refused(enc) -> None:
 def test_load_text_encoder_none_is_named() -> None:
     with pytest.raises(TextEncoderError, match=r"load_text_encoder: path must be a folder path .*got NoneType"):
         load_text_encoder(None)
+
+
+def test_for_model_sizes_to_the_model_and_refuses_other_widths(enc) -> None:
+    from gptimg_core import builtin_path, load_gpt
+
+    from tiny import tiny_gpt
+
+    t2i, c2i = load_gpt(builtin_path("t2i")), load_gpt(builtin_path("c2i"))
+    own = load_text_encoder(builtin_path("text_encoder"), max_length=3)
+    sized = own.for_model(t2i, "Encode Prompt")
+    assert sized.max_length == t2i.cfg.cls_token_num and sized.model is own.model
+    assert sized.encode(["a red circle"])[0].shape == (1, t2i.cfg.cls_token_num, t2i.cfg.caption_dim)
+    narrow = tiny_gpt("t2i")  # takes 16-dim captions
+    assert enc.dim != narrow.cfg.caption_dim
+    with pytest.raises(TextEncoderError, match=f"Encode Prompt: this T5 encoder gives {enc.dim}-dim features but"):
+        enc.for_model(narrow, "Encode Prompt")
+    with pytest.raises(TextEncoderError, match="does not take T5 features"):
+        own.for_model(c2i, "Encode Prompt")

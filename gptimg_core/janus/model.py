@@ -62,6 +62,15 @@ class JanusModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.generation_embeddings.weight.dtype
 
+    def describe(self) -> str:
+        """One line on what this model is: size, grid, vocabulary, dtype."""
+        params = sum(p.numel() for p in self.parameters())
+        dtype = str(self.dtype).removeprefix("torch.")
+        return (
+            f"Janus-Pro image generator, {params / 1e6:.0f}M parameters (understanding encoder not loaded); "
+            f"{self.grid}x{self.grid} token grid, vocabulary {self.vocab_size}; {dtype}"
+        )
+
     def embed_prompt(self, ids: Tensor) -> Tensor:
         """Prompt ids (R, T) -> (R, T, D)."""
         return self.language_model.embed_tokens(ids)

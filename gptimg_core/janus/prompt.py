@@ -36,6 +36,17 @@ class JanusPromptEncoder:
         self.device = torch.device(device)
         return self
 
+    def for_model(self, model: object, where: str) -> JanusPromptEncoder:
+        """Self, after checking that `model` is a Janus model (which embeds these prompt ids itself)."""
+        from .model import JanusModel
+
+        if not isinstance(model, JanusModel):
+            raise ValueError(
+                f"{where}: this Janus-Pro prompt encoder does not belong to this model, which is not a Janus-Pro "
+                "model; a LlamaGen text-to-image model takes a T5 folder"
+            )
+        return self
+
     def text(self, prompt: str) -> str:
         """The prompt as JanusProcessor sees it: one user turn, the generation prompt, then <begin_of_image>."""
         messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]

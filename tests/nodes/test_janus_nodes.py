@@ -34,9 +34,9 @@ def test_loaders_list_and_load_the_folder(comfy, janus):
         assert NAME in str(comfy.object_info(node)["input"]["required"][name])
     (model,), ui = janus["model"]
     assert "Janus-Pro image generator" in ui["text"][0] and "5x5 token grid" in ui["text"][0]
-    assert model.cfg.grid == 5 and model.cfg.vocab_size == tj.SHAPES["odd"].codes
+    assert model.gpt.grid == 5 and model.gpt.vocab_size == tj.SHAPES["odd"].codes
     (vq,), ui = janus["vq"]
-    assert vq.downsample == 16 and vq.codebook_size == model.cfg.vocab_size and "VQ-16" in ui["text"][0]
+    assert vq.downsample == 16 and vq.codebook_size == model.gpt.vocab_size and "VQ-16" in ui["text"][0]
     (te,), ui = janus["te"]
     assert "Janus prompt tokenizer" in ui["text"][0]
 

@@ -36,7 +36,7 @@ def picture(comfy, loaded, t2i_cond):
 
 def test_loaders_describe_what_they_loaded(comfy):
     (model,), ui = comfy.run("GPTImgLoadModel", ckpt_name="builtin c2i", dtype="fp32", n_head=0, grid=0)
-    assert model.cfg.model_type == "c2i" and len(model.class_names) == model.cfg.num_classes == 48
+    assert model.gpt.kind == "c2i" and len(model.class_names) == model.gpt.num_classes == 48
     assert "class-to-image (c2i), 48 classes" in ui["text"][0] and "8x8 token grid" in ui["text"][0]
     (vq,), ui = comfy.run("GPTImgLoadVQ", vq_name="builtin")
     assert vq.downsample == 8 and vq.codebook_size == 1024 and len(vq.vq_id) == 16
@@ -46,7 +46,7 @@ def test_loaders_describe_what_they_loaded(comfy):
 
 
 def test_encode_prompt(comfy, loaded, t2i_cond):
-    c = loaded["t2i"].cfg
+    c = loaded["t2i"].gpt.cfg
     assert t2i_cond.kind == "t2i" and t2i_cond.cond.shape == (1, c.cls_token_num, c.caption_dim)
     assert t2i_cond.mask.dtype == torch.bool and t2i_cond.mask[0, -1] and t2i_cond.uncond is None
     (neg,), _ = comfy.run(
