@@ -219,9 +219,9 @@ def _save(images: np.ndarray, out: str) -> list[str]:
 
 
 def _check_sampling_flags(a: argparse.Namespace, where: str) -> None:
-    """The sampling flags, checked before any model is loaded (unset ones take valid defaults here)."""
+    """The sampling flags, checked before any model is loaded (unset ones take the valid "off" defaults here)."""
     chosen = {k: v for k, v in _sampling(a).items() if k != "seed" and v is not None}
-    SamplingOptions(**{"cfg_scale": 1.0, **chosen}).check(where)
+    SamplingOptions(**chosen).check(where)
 
 
 def _check_out(out: str) -> None:

@@ -22,9 +22,12 @@ MAX_CFG = 1000.0
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How to draw each token. top_k=0 and top_p=1.0 switch those filters off; top_k=1 is greedy."""
+    """How to draw each token. top_k=0 and top_p=1.0 switch those filters off; top_k=1 is greedy.
 
-    cfg_scale: float = 4.0
+    Every default here is "off" (no guidance, no filter, temperature 1: the model's own distribution); what to
+    use with a given model is that model's `recommended` (settings.py), which `resolve` fills in."""
+
+    cfg_scale: float = 1.0
     cfg_interval: int = -1  # after this many decode steps use the conditional logits alone; -1: never
     cfg_schedule: str = "constant"  # "constant", or "linear": scale grows from 1 to cfg_scale over the image
     temperature: float = 1.0
