@@ -63,6 +63,15 @@ class TextEncoder:
         self.model.to(device)
         return self
 
+    @property
+    def weights(self) -> torch.nn.Module:
+        """The module holding the encoder's weights (what a model manager moves between devices)."""
+        return self.model
+
+    def describe(self) -> str:
+        """One line on what this encoder is."""
+        return f"T5 encoder, {self.dim}-dim features, {self.dtype}"
+
     def for_model(self, model: object, where: str) -> TextEncoder:
         """This encoder sized for `model` (its caption token count), after checking that the model takes T5
         features of this width (LlamaGen's t2i GPT); a TextEncoderError naming `where` otherwise."""

@@ -11,7 +11,6 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..gptimg_core import builtin_path, load_gpt, load_text_encoder, load_vq
 from ..gptimg_core.checkpoint import DTYPES, GPT_DTYPES
-from ..gptimg_core.janus import JanusPromptEncoder
 from ..gptimg_core.labels import class_names_for, stored_class_names
 from ..gptimg_core.preview import fit_preview_map
 from . import comfy_adapter as adapter
@@ -249,10 +248,6 @@ class LoadTextEncoder(io.ComfyNode):
         folder = cls._folder(encoder_name)
         with core_errors(cls.NAME, "encoder_name"):
             enc = load_text_encoder(folder, dtype=adapter.auto_dtype("text_encoder"))
-        if isinstance(enc, JanusPromptEncoder):  # a tokenizer and chat template: no weights to manage
-            managed = adapter.Managed(torch.nn.Module(), "text_encoder")
-            text = f"{encoder_name}: Janus prompt tokenizer ({len(enc.tokenizer)} tokens) and chat template"
-        else:
-            managed = adapter.Managed(enc.model, "text_encoder")
-            text = f"{encoder_name}: T5 encoder, {enc.dim}-dim features, {enc.dtype}; {managed.describe_device()}"
+        managed = adapter.Managed(enc.weights, "text_encoder")
+        text = f"{encoder_name}: {enc.describe()}; {managed.describe_device()}"
         return io.NodeOutput(GPTImgTextEncoder(enc, managed, encoder_name), ui=ui.PreviewText(text))

@@ -36,6 +36,15 @@ class JanusPromptEncoder:
         self.device = torch.device(device)
         return self
 
+    @property
+    def weights(self) -> torch.nn.Module:
+        """No weights: the model embeds the prompt ids itself (an empty module for a model manager)."""
+        return torch.nn.Module()
+
+    def describe(self) -> str:
+        """One line on what this encoder is."""
+        return f"Janus prompt tokenizer ({len(self.tokenizer)} tokens) and chat template"
+
     def for_model(self, model: object, where: str) -> JanusPromptEncoder:
         """Self, after checking that `model` is a Janus model (which embeds these prompt ids itself)."""
         from .model import JanusModel
