@@ -3,7 +3,7 @@
 Prints, all measured in this one run: ms per decode step of a GPT-B-sized c2i model (random weights, batch 1,
 CFG 4 so 2 rows), the precisions alternating round by round (median of each round's median step); and the
 share of greedy tokens equal to fp32's on the built-in t2i (CFG at its own scale, top_k 1) for prompts of
-every colour and shape. The built-in model's evaluation rates per precision: `python -m gptimg_core.eval --dtype`.
+every colour and shape. The built-in model's evaluation rates per precision: `python -m gptimg_core.builtin.eval --dtype`.
 
     python bench/precision.py [--threads 2] [--rounds 3] [--steps 64] [--quick]
 """

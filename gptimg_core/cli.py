@@ -17,6 +17,7 @@ from .builtin import BUILTIN_RECOMMENDED, builtin_path
 from .checkpoint import (
     GPT_DTYPES,
     ONNX_CONFIG,
+    VQ_DTYPES,
     CheckpointError,
     convert,
     detect_kind,
@@ -87,6 +88,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=None, help="text tokens (default: the GPT's condition length)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=GPT_DTYPES, default="fp32", help="GPT weights; int8: weight-only")
+    p.add_argument("--vq-dtype", choices=VQ_DTYPES, default="fp32", help="VQ encoder/decoder; bf16: faster, close")
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
@@ -166,7 +168,7 @@ def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, dtype=a.dtype, n_head=a.n_head, grid=a.grid)
     # a Janus folder holds its own VQ and tokenizer; an ONNX export its own VQ
     own = a.gpt if is_janus_folder(a.gpt or "") or (a.gpt and (Path(a.gpt) / ONNX_CONFIG).is_file()) else None
-    vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device)
+    vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device, dtype=a.vq_dtype)
     if vq.codebook_size != gpt.vocab_size:
         raise CliError(f"the VQ has {vq.codebook_size} codes but the GPT's vocabulary is {gpt.vocab_size}")
     return gpt, vq

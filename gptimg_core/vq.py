@@ -158,12 +158,12 @@ class Quantizer(nn.Module):
         self.embedding = nn.Embedding(cfg.codebook_size, cfg.embed_dim)
 
     def codebook(self) -> Tensor:
-        return F.normalize(self.embedding.weight, dim=-1)  # (K, e)
+        return F.normalize(self.embedding.weight.float(), dim=-1)  # (K, e), fp32 whatever the model dtype
 
     def indices(self, z: Tensor) -> Tensor:
         """z (B, e, h, w) -> codes (B, h, w)."""
         B, e, h, w = z.shape
-        zf = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, e), dim=-1)  # (Bhw, e)
+        zf = F.normalize(z.float().permute(0, 2, 3, 1).reshape(-1, e), dim=-1)  # (Bhw, e) in fp32, as the codebook
         book = self.codebook()
         dist = zf.pow(2).sum(1, keepdim=True) + book.pow(2).sum(1) - 2 * zf @ book.T  # (Bhw, K)
         return dist.argmin(1).view(B, h, w)
@@ -198,6 +198,14 @@ class VQModel(nn.Module):
         if pixels.is_cpu:  # as in decode_latent
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         return self.quant_conv(self.encoder(pixels)).contiguous()
+
+    def compute_in(self, dtype: torch.dtype) -> VQModel:
+        """Run the encoder and decoder in `dtype` (in place; returns self); the codebook stays as stored, so codes
+        are still picked and looked up in fp32."""
+        for name, part in self.named_children():
+            if name != "quantize":
+                part.to(dtype)
+        return self
 
     def decode_latent(self, quant: Tensor) -> Tensor:
         """Quantised latent (B, e, h, w) -> pixels (B, 3, H, W), unclamped."""

@@ -197,6 +197,29 @@ def test_the_cli_and_the_python_api_give_the_same_images(tmp_path):
         assert np.array_equal(np.asarray(Image.open(tmp_path / f"x-{i}.png").convert("RGB")), want)
 
 
+def test_vq_dtype_flag_decodes_in_bf16(tmp_path):
+    prompt = "a small red circle in the top left on a blue background"
+    for dtype in ("fp32", "bf16"):
+        assert (
+            main(
+                [
+                    "generate",
+                    "--prompt",
+                    prompt,
+                    "--seed",
+                    "3",
+                    "--vq-dtype",
+                    dtype,
+                    "--out",
+                    str(tmp_path / f"{dtype}.png"),
+                ]
+            )
+            == 0
+        )
+    a, b = (np.asarray(Image.open(tmp_path / f"{d}.png").convert("RGB")).astype(int) for d in ("fp32", "bf16"))
+    assert 0 < np.abs(a - b).mean() < 1.0  # the same tokens decoded in another precision: close, not equal
+
+
 @pytest.fixture
 def torch_threads():
     """torch's thread count, put back after the test (main sets it for the whole process)."""

@@ -71,3 +71,28 @@ def test_eval_takes_int8_gpts_with_a_bf16_text_encoder():
 
     m = load_builtin(dtype="int8")
     assert is_int8(m.t2i) and is_int8(m.c2i) and m.te.dtype == torch.bfloat16
+
+
+def test_bf16_vq_stays_close_to_fp32_and_keeps_the_codebook_exact():
+    """The built-in (trained) VQ in bf16: decodes within 45 dB PSNR of fp32 (measured 56-58), encodes to the same
+    codes almost everywhere (measured 99.4%); the codebook stays fp32, so codes are picked as in fp32."""
+    from gptimg_core import load_vq
+
+    fp32, bf16 = load_vq(builtin_path("vq")), load_vq(builtin_path("vq"), dtype="bf16")
+    assert bf16.post_quant_conv.weight.dtype == torch.bfloat16 and bf16.encoder.conv_in.weight.dtype == torch.bfloat16
+    assert torch.equal(bf16.quantize.embedding.weight, fp32.quantize.embedding.weight)  # not rounded through bf16
+    codes = generate(load_gpt(builtin_path("c2i")), torch.arange(12), seed=0)
+    a, b = fp32.decode(codes).clamp(-1, 1), bf16.decode(codes).clamp(-1, 1)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    psnr = 10 * torch.log10(4 / (a - b).pow(2).mean(dim=(1, 2, 3)))  # pixels span 2
+    assert psnr.min() > 45, psnr
+    assert not torch.equal(a, b)  # bf16 really ran
+    assert (fp32.encode(a) == bf16.encode(a)).float().mean() > 0.97
+
+
+def test_vq_dtype_errors_name_the_argument(tmp_path):
+    from gptimg_core import load_vq
+
+    for bad in ("int8", "fp16", torch.float16, 3):
+        with pytest.raises(ValueError, match=r"load_vq: dtype must be torch.float32, torch.bfloat16 or one of"):
+            load_vq(builtin_path("vq"), dtype=bad)

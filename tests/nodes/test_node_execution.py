@@ -45,6 +45,17 @@ def test_loaders_describe_what_they_loaded(comfy):
     assert enc.encoder.dim == 64 and "T5 encoder" in ui["text"][0]
 
 
+def test_load_vq_in_bf16_decodes_close_to_fp32(comfy, picture):
+    tokens, image = picture
+    (vq,), ui = comfy.run("GPTImgLoadVQ", vq_name="builtin", dtype="bf16")
+    assert vq.vq.post_quant_conv.weight.dtype == torch.bfloat16 and "bf16" in ui["text"][0]
+    (half,), _ = comfy.run("GPTImgVQDecode", vq=vq, tokens=tokens)
+    assert half.shape == image.shape and half.dtype == image.dtype
+    assert 0 < (half - image).abs().mean() < 2 / 255
+    with pytest.raises(Exception, match=r"Load VQ Tokenizer: dtype: 'int8' is not one of fp32, bf16"):
+        comfy.run("GPTImgLoadVQ", vq_name="builtin", dtype="int8")
+
+
 def test_encode_prompt(comfy, loaded, t2i_cond):
     c = loaded["t2i"].gpt.cfg
     assert t2i_cond.kind == "t2i" and t2i_cond.cond.shape == (1, c.cls_token_num, c.caption_dim)

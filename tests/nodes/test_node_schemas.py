@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SPEC = {  # node id: (display name, category, required inputs, optional inputs, output types)
     "GPTImgLoadModel": ("Load GPT Image Model", "loaders", ["ckpt_name", "dtype", "n_head", "grid"], [], ["GPTIMG_MODEL"]),
-    "GPTImgLoadVQ": ("Load VQ Tokenizer", "loaders", ["vq_name"], [], ["GPTIMG_VQ"]),
+    "GPTImgLoadVQ": ("Load VQ Tokenizer", "loaders", ["vq_name"], ["dtype"], ["GPTIMG_VQ"]),
     "GPTImgLoadTextEncoder": ("Load Text Encoder", "loaders", ["encoder_name"], [], ["GPTIMG_TEXT_ENCODER"]),
     "GPTImgEncodePrompt": (
         "Encode Prompt", "conditioning", ["text_encoder", "model", "prompt"], ["negative_prompt"], ["GPTIMG_COND"],
