@@ -37,7 +37,7 @@ FORMAT = "gptimg"  # safetensors metadata "format" of files we write
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # GPTs also take weight-only int8 (quant.py): int8 matrices with per-channel scales, bf16 activations.
 GPT_DTYPES = (*DTYPES, "int8")
-VQ_DTYPES = ("fp32", "bf16")  # fp16 convolutions and GroupNorm overflow on some images; bf16 keeps fp32's range
+VQ_DTYPES = ("fp32", "bf16")  # the VQ precisions measured (README, VQ decode); bf16 keeps fp32's exponent range
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # Buffers some LlamaGen files carry that are not weights.
 _DROP = re.compile(r"(^|\.)(freqs_cis|causal_mask|kv_cache\.[kv]_cache|codebook_used)$")
@@ -431,7 +431,7 @@ def load_vq(
     folder loads as onnx_backend.OnnxVQ (the same encode/decode, at the precision it was exported in).
 
     dtype: torch.float32 (default) or torch.bfloat16, or one of VQ_DTYPES by name. bf16 runs the encoder and
-    decoder in bf16 (about 2x faster on a CPU with native bf16, images change slightly: README, VQ decode); a
+    decoder in bf16 (faster on a CPU with native bf16, images change slightly: README, VQ decode); a
     LlamaGen VQ keeps its codebook in fp32, so the nearest code is still found in fp32."""
     named = {DTYPES[k]: k for k in VQ_DTYPES}
     if isinstance(dtype, str) and dtype in VQ_DTYPES:

@@ -55,7 +55,7 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read
     # the 768x2048 w2 weight 6x slower (docs/performance.md).
     flat = x.reshape(rows, x.shape[-1]).contiguous()  # (rows, in)
-    if rows == 1:  # MKL's one-column product streams the weight at less than half the two-column speed here
+    if rows == 1:  # MKL's one-column product streams the weight far slower than two columns (docs/performance.md)
         y = torch.mm(weight, flat.repeat(2, 1).T)[:, :1]  # (out, 1)
     else:
         y = torch.mm(weight, flat.T)  # (out, rows)

@@ -164,8 +164,8 @@ class LoadVQ(io.ComfyNode):
                     options=list(VQ_DTYPES),
                     default="fp32",
                     optional=True,  # workflows saved before this input existed still load and run as fp32
-                    tooltip="fp32: exact. bf16: encode/decode about 2x faster on a CPU with native bf16 (or a GPU), "
-                    "pixels change slightly (README, VQ decode).",
+                    tooltip="fp32: exact. bf16: faster encode/decode on a CPU with native bf16 or a GPU; pixels change "
+                    "slightly (README, VQ decode).",
                 ),
             ],
             outputs=[io.Custom(VQ).Output(display_name="vq", tooltip="The loaded VQ tokenizer (pixels <-> tokens).")],
