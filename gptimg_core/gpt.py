@@ -103,6 +103,9 @@ def rope_2d(cfg: GPTConfig) -> Tensor:
     return torch.cat([cond, table])
 
 
+_SIGNS = torch.tensor([-1.0, 1.0])  # (-sin, +sin): the rotation's two pair members
+
+
 def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2), computed in fp32.
 
@@ -113,9 +116,6 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     sin = r[..., 1:] * _SIGNS.to(r.device)  # (1, T, 1, D/2, 2): (-sin, sin)
     out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
-
-
-_SIGNS = torch.tensor([-1.0, 1.0])
 
 
 class KVCache:
