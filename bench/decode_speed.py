@@ -1,9 +1,9 @@
 """Decode speed of a GPT-B-sized c2i model (random weights, 256 tokens, CFG 4) on CPU or a GPU.
 
-Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4,
-the same for a baseline (plain `F.linear` layout, as LlamaGen runs) and for the `W @ x.T` layout at
-every row count (on a GPU all are F.linear, so both are left out), and the memory-bandwidth floor (weight bytes read per step / measured read
-bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
+Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4, the same for a
+baseline (plain `F.linear` layout, as LlamaGen runs) and for `W @ x.T` up to 16 rows without oneDNN (gptimg's
+layout before oneDNN took the larger row counts; on a GPU all are F.linear, so both are left out), and the
+memory-bandwidth floor (weight bytes read per step / measured read bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
 autoregressive/models/generate.py; never part of this repository), also LlamaGen's own `generate` on the same
 weights, side by side with ours (greedy, CFG 4, batch 1, alternating): seconds per image, the ratio, and
 whether the tokens are the same.
@@ -168,22 +168,28 @@ def main() -> None:
     )
     time_generation(gpt, 1)  # warm-up
     results = {}
-    chosen = gpt_module.STREAM_ROWS
+    chosen = (gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS)
     baseline = device.type == "cpu"  # on a GPU every variant runs F.linear
     if baseline:
         vendor = gpt_module.cpu_vendor() or "unknown vendor"
-        layout = f"W @ x.T at {chosen.start}-{chosen.stop - 1} rows, else F.linear" if chosen else "F.linear only"
-        print(f"CPU: {vendor}; gptimg's layout here: {layout} (gpt.STREAM_ROWS)")
+        parts = [f"W @ x.T at {r.start}-{r.stop - 1} rows" for r in chosen[:1] if r]
+        parts += [f"oneDNN from {r.start} rows" for r in chosen[1:] if r]
+        layout = ", ".join(parts + ["else F.linear"]) if parts else "F.linear only"
+        print(f"CPU: {vendor}; gptimg's layout here: {layout} (gpt.STREAM_ROWS, gpt.ONEDNN_ROWS)")
     variants = (
-        (("gptimg", chosen), ("baseline F.linear", range(0)), ("always W @ x.T", range(1, 17)))
+        (
+            ("gptimg", chosen),
+            ("baseline F.linear", (range(0), range(0))),
+            ("W @ x.T to 16 rows", (range(1, 17), range(0))),
+        )
         if baseline
         else (("gptimg", chosen),)
     )
-    for name, rows in variants:
-        gpt_module.STREAM_ROWS = rows
+    for name, (stream, onednn) in variants:
+        gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = stream, onednn
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
-    gpt_module.STREAM_ROWS = chosen
+    gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = chosen
     print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'x floor':>9}")
     for (name, batch), (s_img, ms) in results.items():
         print(f"{name:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{ms / floor_ms:>9.2f}")

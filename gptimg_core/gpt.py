@@ -16,11 +16,12 @@ from .settings import LLAMAGEN, Recommended
 from .token_model import Condition
 
 # On CPU a decode step multiplies a few rows (batch x 2 with CFG) by each weight matrix, which is bound by
-# reading the weights. Whether `F.linear` or `W @ x.T` reads them in one pass depends on the CPU's BLAS path
-# (one 16384x768 fp32 weight, one thread): on an Intel Xeon F.linear at 1-2 rows (W @ x.T takes twice as
-# long there) and W @ x.T at 8-16 rows (1.5x faster than F.linear); on AMD EPYC, W @ x.T made the whole
-# decode step 2x faster at batch 1 with CFG (README, bench/decode_speed.py). Rows that use W @ x.T, by vendor:
-STREAM_ROWS_BY_VENDOR = {"AuthenticAMD": range(1, 17), "GenuineIntel": range(8, 17)}
+# reading the weights, and which BLAS path reads them fastest depends on the CPU and the row count (tables in
+# docs/performance.md, README Performance). Rows that use W @ x.T, by vendor:
+STREAM_ROWS_BY_VENDOR = {"AuthenticAMD": range(1, 5), "GenuineIntel": range(8, 17)}
+# Rows that use oneDNN's linear on the dense weight (no prepacked copy), by vendor; elsewhere F.linear (MKL).
+ONEDNN_ROWS_BY_VENDOR = {"AuthenticAMD": range(5, 1 << 20)}
+ONEDNN_MIN_WEIGHT = 1 << 17  # elements: below this oneDNN's fixed cost per call outweighs its faster read
 
 
 def cpu_vendor(cpuinfo: str | None = None) -> str:
@@ -38,18 +39,31 @@ def cpu_vendor(cpuinfo: str | None = None) -> str:
     return ""
 
 
-# Row counts for which project() uses W @ x.T on this machine (elsewhere: F.linear, as LlamaGen runs).
+def _has_onednn_linear() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+# Row counts for which project() uses W @ x.T, and oneDNN, on this machine (elsewhere: F.linear, as LlamaGen runs).
 STREAM_ROWS: range = STREAM_ROWS_BY_VENDOR.get(cpu_vendor(), range(0))
+ONEDNN_ROWS: range = ONEDNN_ROWS_BY_VENDOR.get(cpu_vendor(), range(0)) if _has_onednn_linear() else range(0)
 
 
 def project(x: Tensor, weight: Tensor) -> Tensor:
     """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
     the weights fastest for this many rows (STREAM_ROWS)."""
-    # Compiled code (training, with symbolic row counts) leaves the choice to the compiler.
+    # Compiled and traced code (training, ONNX export: symbolic row counts) leaves the choice to the compiler.
     # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
-    if not x.is_cpu or weight.dtype != torch.float32 or torch.compiler.is_compiling():
+    if not x.is_cpu or weight.dtype != torch.float32 or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
+    if (
+        rows in ONEDNN_ROWS
+        and weight.numel() >= ONEDNN_MIN_WEIGHT
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    ):
+        # oneDNN's op has no backward: inference only
+        flat = x.reshape(rows, x.shape[-1]).contiguous()
+        return torch.ops.mkldnn._linear_pointwise(flat, weight, None, "none", [], "").view(*x.shape[:-1], -1)
     if rows not in STREAM_ROWS:
         return F.linear(x, weight)
     # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read

@@ -20,14 +20,23 @@ def test_cpu_vendor_reads_the_vendor_id_line():
     assert STREAM_ROWS_BY_VENDOR.get(cpu_vendor("")) is None  # an unknown vendor gets F.linear only
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 8, 16, 17, 40])
-@pytest.mark.parametrize("stream", [range(0), range(1, 17), range(8, 17)])
-def test_project_equals_linear_in_either_layout(monkeypatch, rows, stream):
+ONEDNN = range(5, 1 << 20) if gpt_module._has_onednn_linear() else range(0)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 16, 17, 40])
+@pytest.mark.parametrize(
+    ("stream", "onednn"),
+    [(range(0), range(0)), (range(1, 17), range(0)), (range(8, 17), range(0)), (range(1, 5), ONEDNN)],
+)
+def test_project_equals_linear_in_every_layout(monkeypatch, rows, stream, onednn):
     monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
+    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", onednn)
+    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)  # the test's small weight takes the oneDNN path too
     g = torch.Generator().manual_seed(rows)
     x, w = torch.randn(rows, 1, 48, generator=g), torch.randn(96, 48, generator=g)
-    out = project(x, w)
-    assert out.shape == (rows, 1, 96)
+    with torch.no_grad():
+        out = project(x, w)
+    assert out.shape == (rows, 1, 96) and out.is_contiguous()
     torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
@@ -42,10 +51,12 @@ def test_project_output_is_contiguous_and_takes_transposed_input(monkeypatch, st
     torch.testing.assert_close(out, F.linear(x, w), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rows", [1, 2, 5])
+@pytest.mark.parametrize("rows", [1, 2, 5, 9])
 def test_project_trains_in_the_streaming_layout(monkeypatch, rows):
-    # Outside no_grad the output must stay on autograd's tape (the numpy transpose is for inference only).
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 17))
+    # Outside no_grad the output must stay on autograd's tape (numpy's transpose and oneDNN are inference only).
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 5))
+    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", ONEDNN)
+    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)
     g = torch.Generator().manual_seed(rows)
     x = torch.randn(rows, 48, generator=g)
     w = torch.randn(96, 48, generator=g, requires_grad=True)
@@ -53,6 +64,25 @@ def test_project_trains_in_the_streaming_layout(monkeypatch, rows):
     project(x, w).square().sum().backward()
     F.linear(x, w_ref).square().sum().backward()
     torch.testing.assert_close(w.grad, w_ref.grad, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this torch has no oneDNN linear")
+def test_project_picks_onednn_for_large_weights_and_many_rows(monkeypatch):
+    from torch.profiler import profile
+
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 5))
+    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", ONEDNN)
+
+    def ops(rows: int, out: int) -> set[str]:
+        x, w = torch.randn(rows, 256), torch.randn(out, 256)
+        with torch.no_grad(), profile() as p:
+            project(x, w)
+        return {e.key for e in p.key_averages()}
+
+    assert "mkldnn::_linear_pointwise" in ops(8, 1024)  # 256K weights
+    assert "mkldnn::_linear_pointwise" not in ops(8, 64)  # below ONEDNN_MIN_WEIGHT: F.linear
+    assert "mkldnn::_linear_pointwise" not in ops(2, 1024)  # few rows: W @ x.T
+    assert "aten::mm" in ops(2, 1024)
 
 
 def test_rope_rounds_as_llamagen():
