@@ -433,10 +433,9 @@ def load_vq(
     dtype: torch.float32 (default) or torch.bfloat16, or one of VQ_DTYPES by name. bf16 runs the encoder and
     decoder in bf16 (faster on a CPU with native bf16, images change slightly: README, VQ decode); a
     LlamaGen VQ keeps its codebook in fp32, so the nearest code is still found in fp32."""
-    named = {DTYPES[k]: k for k in VQ_DTYPES}
     if isinstance(dtype, str) and dtype in VQ_DTYPES:
         dtype = DTYPES[dtype]
-    if dtype not in named:
+    if not isinstance(dtype, torch.dtype) or dtype not in (DTYPES[k] for k in VQ_DTYPES):
         raise ValueError(f"load_vq: dtype must be torch.float32, torch.bfloat16 or one of {VQ_DTYPES}, got {dtype!r}")
     device = torch.device(device)
     if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():

@@ -93,6 +93,6 @@ def test_bf16_vq_stays_close_to_fp32_and_keeps_the_codebook_exact():
 def test_vq_dtype_errors_name_the_argument(tmp_path):
     from gptimg_core import load_vq
 
-    for bad in ("int8", "fp16", torch.float16, 3):
+    for bad in ("int8", "fp16", torch.float16, 3, [torch.float32]):
         with pytest.raises(ValueError, match=r"load_vq: dtype must be torch.float32, torch.bfloat16 or one of"):
             load_vq(builtin_path("vq"), dtype=bad)
