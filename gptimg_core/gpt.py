@@ -49,8 +49,8 @@ ONEDNN_ROWS: range = ONEDNN_ROWS_BY_VENDOR.get(cpu_vendor(), range(0)) if _has_o
 
 
 def project(x: Tensor, weight: Tensor) -> Tensor:
-    """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU in the layout that reads
-    the weights fastest for this many rows (STREAM_ROWS)."""
+    """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU through the path that reads the
+    weights fastest for this many rows: W @ x.T (STREAM_ROWS), oneDNN (ONEDNN_ROWS, large weights), else F.linear."""
     # Compiled and traced code (training, ONNX export: symbolic row counts) leaves the choice to the compiler.
     # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
     if not x.is_cpu or weight.dtype != torch.float32 or torch.compiler.is_compiling() or torch.jit.is_tracing():
