@@ -118,8 +118,10 @@ def run(req: Request, callback: Callback | None = None, observe: Observer | None
     from .decode_sjd import decode_sjd
 
     decoders = {"ar": decode_ar, "sjd": decode_sjd, "jacobi": decode_jacobi}
-    with torch.no_grad(), decode_attention(req.model.device):
-        return decoders[req.opts.decoding](req, callback, observe)
+    # inference_mode skips autograd's per-op bookkeeping (ComfyUI runs its nodes in it too; docs/performance.md)
+    with torch.inference_mode(), decode_attention(req.model.device):
+        tokens = decoders[req.opts.decoding](req, callback, observe)
+    return tokens.clone()  # a normal tensor: an inference tensor refuses in-place updates outside inference mode
 
 
 def decode_attention(device: torch.device):

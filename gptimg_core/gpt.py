@@ -274,7 +274,8 @@ class GPT(nn.Module):
     def rope_table(self) -> Tensor:
         device = self.tok_embeddings.weight.device
         if device not in self._rope:
-            self._rope[device] = rope_2d(self.cfg).to(device)
+            with torch.inference_mode(False):  # a table made while decoding must still serve training's autograd
+                self._rope[device] = rope_2d(self.cfg).to(device)
         return self._rope[device]
 
     # The TokenModel interface (token_model.py) that the decoders speak.

@@ -147,6 +147,18 @@ def test_callback_reports_progress_and_cancel_leaves_model_usable():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("decoding", ["ar", "sjd"])
+def test_decoding_leaves_ordinary_tensors_and_a_trainable_model(decoding):
+    # The decoders run in inference mode: what they return and what they cache must still serve autograd.
+    gpt = tiny_gpt("c2i").train()
+    tokens = generate(gpt, torch.tensor([1]), decoding=decoding, generator=torch.Generator().manual_seed(0))
+    assert not tokens.is_inference()
+    tokens[0, 0, 0] = 3  # in place, outside inference mode
+    logits = gpt(tokens.view(1, -1)[:, :-1], 0, cond=torch.tensor([1]))
+    logits.logsumexp(-1).mean().backward()  # the rope table made while decoding is saved for backward
+    assert gpt.tok_embeddings.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "kind,kwargs,match",
     [
