@@ -2,8 +2,9 @@
 
 Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4, the same for a
 baseline (plain `F.linear` layout, as LlamaGen runs) and for `W @ x.T` up to 16 rows without oneDNN (gptimg's
-layout before oneDNN took the larger row counts; on a GPU all are F.linear, so both are left out), and the
-memory-bandwidth floor (weight bytes read per step / measured read bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
+layout before oneDNN took the larger row counts; on a GPU all are F.linear, so both are left out), gptimg with
+its one-token steps compiled (`load_gpt(..., compile=True)`; on CPU with a C++ compiler; the compile time too),
+and the memory-bandwidth floor (weight bytes read per step / measured read bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
 autoregressive/models/generate.py; never part of this repository), also LlamaGen's own `generate` on the same
 weights, side by side with ours (greedy, CFG 4, batch 1, alternating): seconds per image, the ratio, and
 whether the tokens are the same.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 from gptimg_core import GPT, GPTConfig, generate
 from gptimg_core import gpt as gpt_module
 from gptimg_core.checkpoint import DTYPES
+from gptimg_core.compiled import can_compile
 from gptimg_core.config import GPT_PRESETS
 
 
@@ -106,29 +108,42 @@ def llamagen_generate(folder: str | None, gpt: GPT) -> Callable[[torch.Tensor], 
     return run
 
 
-def side_by_side(gpt: GPT, peer: Callable[[torch.Tensor], torch.Tensor], repeats: int) -> None:
-    """Ours and LlamaGen's generate alternating, greedy at CFG 4, batch 1: seconds per image and the tokens."""
+def side_by_side(gpt: GPT, peer: Callable[[torch.Tensor], torch.Tensor], repeats: int, compiled_too: bool) -> None:
+    """Ours (eager, and compiled steps when compiled_too) and LlamaGen's generate alternating, greedy at CFG 4,
+    batch 1: seconds per image and the tokens."""
     device = gpt.device
     cond = torch.tensor([7], device=device)
-    times: dict[str, list[float]] = {"gptimg": [], "LlamaGen": []}
+
+    def ours(compile_steps: bool) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            gpt.compile_steps = compile_steps
+            return generate(gpt, cond, cfg_scale=4.0, top_k=1).flatten(1)
+
+        return run
+
+    runs = {"gptimg": ours(False), **({"gptimg compiled": ours(True)} if compiled_too else {})}
+    runs["LlamaGen"] = lambda: peer(cond).long()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     tokens = {}
     for _ in range(repeats):
-        for name in times:
+        for name, run in runs.items():
             sync(device)
             t = time.perf_counter()
-            if name == "gptimg":
-                out = generate(gpt, cond, cfg_scale=4.0, top_k=1).flatten(1)
-            else:
-                out = peer(cond).long()
+            tokens[name] = run()
             sync(device)
             times[name].append(time.perf_counter() - t)
-            tokens[name] = out
-    ours, theirs = sorted(times["gptimg"])[repeats // 2], sorted(times["LlamaGen"])[repeats // 2]
-    same = torch.equal(tokens["gptimg"].cpu(), tokens["LlamaGen"].cpu())
-    agree = (tokens["gptimg"].cpu() == tokens["LlamaGen"].cpu()).float().mean().item()
+    gpt.compile_steps = False
+    median = {name: sorted(ts)[repeats // 2] for name, ts in times.items()}
+    theirs = median.pop("LlamaGen")
     print(f"side by side, greedy, CFG 4, batch 1, median of {repeats} alternating runs:")
-    print(f"  LlamaGen's generate {theirs:.2f} s/image, gptimg {ours:.2f} s/image: {theirs / ours:.2f}x")
-    print(f"  same greedy tokens: {'yes' if same else f'no ({100 * agree:.1f}% of positions agree)'}")
+    print(f"  LlamaGen's generate {theirs:.2f} s/image")
+    for name, t in median.items():
+        same = torch.equal(tokens[name].cpu(), tokens["LlamaGen"].cpu())
+        agree = (tokens[name].cpu() == tokens["LlamaGen"].cpu()).float().mean().item()
+        print(
+            f"  {name} {t:.2f} s/image: {theirs / t:.2f}x; same greedy tokens: "
+            f"{'yes' if same else f'no ({100 * agree:.1f}% of positions agree)'}"
+        )
 
 
 def main() -> None:
@@ -190,15 +205,28 @@ def main() -> None:
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
     gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = chosen
+    compiled_too = baseline and can_compile()
+    if compiled_too:  # load_gpt(..., compile=True): the one-token steps through torch.compile
+        gpt.compile_steps = True
+        for batch in (1, 4):
+            t = time.perf_counter()
+            time_generation(gpt, batch)  # compiles for this batch shape
+            print(f"compiled steps, batch {batch}: first generation (compiling) {time.perf_counter() - t:.0f} s")
+            results[("gptimg compiled", batch)] = time_generation(gpt, batch)
+        gpt.compile_steps = False
+    else:
+        print("compiled steps: skipped (" + ("not on CPU" if not baseline else "no C++ compiler") + ")")
     print(f"{'':<20}{'batch':>6}{'ms/step':>10}{'s/image':>10}{'x floor':>9}")
     for (name, batch), (s_img, ms) in results.items():
         print(f"{name:<20}{batch:>6}{ms:>10.1f}{s_img:>10.2f}{ms / floor_ms:>9.2f}")
     for batch in (1, 4) if baseline else ():
         ours, base = results[("gptimg", batch)], results[("baseline F.linear", batch)]
-        print(f"batch {batch}: baseline / gptimg = {base[1] / ours[1]:.2f}x per step")
+        print(f"batch {batch}: baseline / gptimg = {base[1] / ours[1]:.2f}x per step", end="")
+        fast = results.get(("gptimg compiled", batch))
+        print(f", baseline / gptimg compiled = {base[1] / fast[1]:.2f}x" if fast else "")
     peer = llamagen_generate(a.llamagen, gpt)
     if peer is not None:
-        side_by_side(gpt, peer, 1 if a.quick else a.repeats)
+        side_by_side(gpt, peer, 1 if a.quick else a.repeats, compiled_too)
 
 
 if __name__ == "__main__":

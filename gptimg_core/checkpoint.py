@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from . import compiled
 from .builtin import BUILTIN_RECOMMENDED, is_builtin
 from .checks import all_finite, check_int
 from .config import GPTConfig, VQConfig, find_multiple, preset_heads
@@ -362,10 +363,12 @@ def load_gpt(
     dtype: torch.dtype | str = torch.float32,
     n_head: int | None = None,
     grid: int | None = None,
+    compile: bool = False,
 ) -> GPT | JanusModel | OnnxGPT:
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
     dtype: a torch dtype or one of GPT_DTYPES by name; "int8" is weight-only int8 (quant.py).
+    compile: torch.compile a LlamaGen GPT's one-token decode steps on CPU (compiled.py; needs a C++ compiler).
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
     A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come
@@ -379,6 +382,8 @@ def load_gpt(
     if dtype in (torch.bfloat16, "int8") and device.type == "cpu" and not cpu_has_native_bf16():
         log.warning("load_gpt: this CPU has no native bf16 (avx512_bf16/amx); %s runs emulated and slowly", dtype)
     p = Path(path)
+    if compile and p.is_dir():
+        raise ValueError(f"load_gpt: compile is for LlamaGen-format GPT files; {p.name} is a folder (Janus or ONNX)")
     if p.is_dir() and (p / ONNX_CONFIG).is_file():
         from .onnx_backend import load_onnx_gpt
 
@@ -393,6 +398,8 @@ def load_gpt(
     gpt = quantize_int8(gpt).to(device) if dtype == "int8" else gpt.to(device=device, dtype=dtype)
     if is_builtin(p):
         gpt.recommended = BUILTIN_RECOMMENDED[gpt.kind]
+    if compile:
+        compiled.enable(gpt, "load_gpt")
     return gpt
 
 

@@ -89,6 +89,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=GPT_DTYPES, default="fp32", help="GPT weights; int8: weight-only")
     p.add_argument("--vq-dtype", choices=VQ_DTYPES, default="fp32", help="VQ encoder/decoder; bf16: faster, close")
+    p.add_argument("--compile", action="store_true", help="torch.compile the GPT's decode steps on CPU (needs g++)")
     p.add_argument("--out", required=True, help="output PNG path (batch > 1 adds -0, -1, …)")
 
 
@@ -165,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _models(a: argparse.Namespace) -> tuple[GPT, object]:
     part = "c2i" if a.class_id is not None and a.prompt is None else "t2i"
-    gpt = load_gpt(a.gpt or builtin_path(part), device=a.device, dtype=a.dtype, n_head=a.n_head, grid=a.grid)
+    gpt = load_gpt(
+        a.gpt or builtin_path(part), device=a.device, dtype=a.dtype, n_head=a.n_head, grid=a.grid, compile=a.compile
+    )
     # a Janus folder holds its own VQ and tokenizer; an ONNX export its own VQ
     own = a.gpt if is_janus_folder(a.gpt or "") or (a.gpt and (Path(a.gpt) / ONNX_CONFIG).is_file()) else None
     vq = load_vq(a.vq or own or builtin_path("vq"), device=a.device, dtype=a.vq_dtype)

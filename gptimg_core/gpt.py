@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import compiled
 from .config import GPTConfig
 from .settings import LLAMAGEN, Recommended
 from .token_model import Condition
@@ -51,31 +52,37 @@ ONEDNN_ROWS: range = ONEDNN_ROWS_BY_VENDOR.get(cpu_vendor(), range(0)) if _has_o
 def project(x: Tensor, weight: Tensor) -> Tensor:
     """x @ weight.T for x (..., in), weight (out, in) -> (..., out); on CPU through the path that reads the
     weights fastest for this many rows: W @ x.T (STREAM_ROWS), oneDNN (ONEDNN_ROWS, large weights), else F.linear."""
-    # Compiled and traced code (training, ONNX export: symbolic row counts) leaves the choice to the compiler.
     # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
-    if not x.is_cpu or weight.dtype != torch.float32 or torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return F.linear(x, weight)
+    if not x.is_cpu or weight.dtype != torch.float32 or torch.jit.is_tracing():
+        return F.linear(x, weight)  # traced code (ONNX export) has symbolic row counts
     rows = x.numel() // x.shape[-1]
-    if (
-        rows in ONEDNN_ROWS
-        and weight.numel() >= ONEDNN_MIN_WEIGHT
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-    ):
+    inference = not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    if torch.compiler.is_compiling():
+        # Training leaves the product to the compiler; a compiled decode step (compiled.py) keeps W @ x.T and
+        # leaves the transpose of its result to the fused kernel that reads it.
+        if inference and STREAM_ROWS.start <= rows < STREAM_ROWS.stop:  # a symbolic row count has no `in`
+            return _stream(x, weight, rows).T.reshape(*x.shape[:-1], weight.shape[0])
+        return F.linear(x, weight)
+    if rows in ONEDNN_ROWS and weight.numel() >= ONEDNN_MIN_WEIGHT and inference:
         # oneDNN's op has no backward: inference only
         flat = x.reshape(rows, x.shape[-1]).contiguous()
         return torch.ops.mkldnn._linear_pointwise(flat, weight, None, "none", [], "").view(*x.shape[:-1], -1)
     if rows not in STREAM_ROWS:
         return F.linear(x, weight)
+    y = _stream(x, weight, rows)
+    # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md).
+    out = y.T.contiguous() if y.requires_grad else torch.from_numpy(np.ascontiguousarray(y.numpy().T))
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def _stream(x: Tensor, weight: Tensor, rows: int) -> Tensor:
+    """W @ x.T (out, rows) for x (..., in) holding `rows` rows."""
     # Both copies are a few KB. A transposed x (the previous project's raw output) sends MKL down a path that read
     # the 768x2048 w2 weight 6x slower (docs/performance.md).
     flat = x.reshape(rows, x.shape[-1]).contiguous()  # (rows, in)
     if rows == 1:  # MKL's one-column product streams the weight far slower than two columns (docs/performance.md)
-        y = torch.mm(weight, flat.repeat(2, 1).T)[:, :1]  # (out, 1)
-    else:
-        y = torch.mm(weight, flat.T)  # (out, rows)
-    # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md).
-    out = y.T.contiguous() if y.requires_grad else torch.from_numpy(np.ascontiguousarray(y.numpy().T))
-    return out.view(*x.shape[:-1], weight.shape[0])
+        return torch.mm(weight, flat.repeat(2, 1).T)[:, :1]  # (out, 1)
+    return torch.mm(weight, flat.T)  # (out, rows)
 
 
 class Linear(nn.Linear):
@@ -269,6 +276,7 @@ class GPT(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = Linear(cfg.dim, cfg.vocab_size)
         self._rope: dict[torch.device, Tensor] = {}  # fp32 per device, never cast with the model
+        self.compile_steps = False  # compiled.enable() turns on torch.compile of the one-token steps on CPU
         self.recommended: Recommended = LLAMAGEN[cfg.model_type]  # the loader sets the built-in model's own
 
     def rope_table(self) -> Tensor:
@@ -326,8 +334,10 @@ class GPT(nn.Module):
         else:
             kind = f"text-to-image (t2i), {c.cls_token_num} text tokens of {c.caption_dim} dims"
         dtype = str(self.tok_embeddings.weight.dtype).removeprefix("torch.")
+        steps = "; decode steps compiled on CPU" if self.compile_steps else ""
         return (
             f"{params / 1e6:.1f}M parameters, {kind}; {c.grid}x{c.grid} token grid, vocabulary {c.vocab_size}; {dtype}"
+            f"{steps}"
         )
 
     def sampling_bytes(self, rows: int) -> int:
@@ -414,7 +424,9 @@ class GPTState:
     def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
         start = self.T + t
         mask = attention_mask(self.key_ok, start, tokens.shape[1])
-        return self.gpt(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
+        one_step = self.gpt.compile_steps and tokens.shape[1] == 1 and tokens.is_cpu
+        forward = compiled.decode_step(self.gpt) if one_step else self.gpt
+        return forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 
     def keep_rows(self, n: int) -> None:
         self.cache.keep(slice(0, n))  # views, no copy

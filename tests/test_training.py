@@ -20,7 +20,6 @@ from gptimg_core.builtin.train.train_gpt import (
     TokenPool,
     _fast_math,
     _inputs,
-    can_compile,
     micro_slices,
     object_holes,
     token_loss,
@@ -31,6 +30,7 @@ from gptimg_core.builtin.train.train_gpt import (
 )
 from gptimg_core.builtin.train.train_vq import VQRecipe, pixel_weights, quantize, train_vq
 from gptimg_core.checkpoint import load_gpt, load_vq
+from gptimg_core.compiled import can_compile
 from gptimg_core.config import GPTConfig, VQConfig
 from gptimg_core.editing import pixel_mask_to_tokens
 from gptimg_core.gpt import GPT

@@ -39,6 +39,8 @@ def test_loaders_list_and_load_the_folder(comfy, janus):
     assert vq.downsample == 16 and vq.codebook_size == model.gpt.vocab_size and "VQ-16" in ui["text"][0]
     (te,), ui = janus["te"]
     assert "Janus prompt tokenizer" in ui["text"][0]
+    with pytest.raises(Exception, match=rf"Load GPT Image Model: compile: {NAME} is a folder; compile is for LlamaGen"):
+        comfy.run("GPTImgLoadModel", ckpt_name=NAME, dtype="fp32", n_head=0, grid=0, compile=True)
 
 
 def test_sampler_and_inpaint_are_thin_wrappers(comfy, janus):

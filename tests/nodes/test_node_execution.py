@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 import torch
 
+from gptimg_core import compiled
+
 SAMPLING = dict(seed=5, cfg=4.0, temperature=1.0, top_k=0, top_p=1.0)
 PROMPT = "a red circle on a blue background"
 
@@ -43,6 +45,17 @@ def test_loaders_describe_what_they_loaded(comfy):
     assert vq.preview.palette.shape == (1024, 3) and "VQ-8, 1024 codes" in ui["text"][0]
     (enc,), ui = comfy.run("GPTImgLoadTextEncoder", encoder_name="builtin")
     assert enc.encoder.dim == 64 and "T5 encoder" in ui["text"][0]
+
+
+@pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
+def test_load_model_with_compiled_steps_samples_the_same_tokens(comfy, loaded, t2i_cond, picture):
+    (model,), ui = comfy.run("GPTImgLoadModel", ckpt_name="builtin t2i", dtype="fp32", n_head=0, grid=0, compile=True)
+    assert model.gpt.compile_steps and "decode steps compiled" in ui["text"][0]
+    assert torch.equal(sample(comfy, model, t2i_cond, loaded["vq"]).codes, picture[0].codes)
+    assert compiled._STEPS.get(model.gpt) is not None  # the steps did run compiled
+    for bad, match in (("yes", r"compile: 'yes' is not true or false"),):
+        with pytest.raises(Exception, match=rf"Load GPT Image Model: {match}"):
+            comfy.run("GPTImgLoadModel", ckpt_name="builtin t2i", dtype="fp32", n_head=0, grid=0, compile=bad)
 
 
 def test_load_vq_in_bf16_decodes_close_to_fp32(comfy, picture):

@@ -16,7 +16,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 SPEC = {  # node id: (display name, category, required inputs, optional inputs, output types)
-    "GPTImgLoadModel": ("Load GPT Image Model", "loaders", ["ckpt_name", "dtype", "n_head", "grid"], [], ["GPTIMG_MODEL"]),
+    "GPTImgLoadModel": ("Load GPT Image Model", "loaders", ["ckpt_name", "dtype", "n_head", "grid"], ["compile"], ["GPTIMG_MODEL"]),
     "GPTImgLoadVQ": ("Load VQ Tokenizer", "loaders", ["vq_name"], ["dtype"], ["GPTIMG_VQ"]),
     "GPTImgLoadTextEncoder": ("Load Text Encoder", "loaders", ["encoder_name"], [], ["GPTIMG_TEXT_ENCODER"]),
     "GPTImgEncodePrompt": (

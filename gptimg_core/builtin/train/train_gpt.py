@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ...compiled import can_compile
 from ...config import GPTConfig
 from ...gpt import GPT, attention_mask
 from ...text_encoder import TextEncoder
@@ -202,11 +201,6 @@ def _trainable(gpt: GPT, recipe: GPTRecipe) -> GPT:
         log.warning("compile: no C++ compiler (g++ or $CXX) found, which torch.compile needs on CPU; training eager")
         return gpt
     return torch.compile(gpt)
-
-
-def can_compile() -> bool:
-    """True if torch.compile can build CPU kernels here (it needs a C++ compiler)."""
-    return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
 LossOn = Callable[[slice], Tensor]  # the mean loss of a slice of the drawn batch

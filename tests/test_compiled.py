@@ -1,0 +1,82 @@
+"""Compiled decode steps (compiled.py): the same tokens as eager, only where asked, clear errors otherwise."""
+
+import pytest
+import torch
+
+from gptimg_core import compiled, generate, load_gpt
+from gptimg_core.checkpoint import save_model
+
+from tiny import caption, tiny_gpt
+
+needs_compiler = pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
+
+
+def _pair(kind: str, **kw):
+    eager, fast = tiny_gpt(kind, **kw), tiny_gpt(kind, **kw)
+    compiled.enable(fast, "test")
+    return eager, fast
+
+
+@needs_compiler
+@pytest.mark.parametrize("kind", ["c2i", "t2i"])
+def test_compiled_steps_draw_the_tokens_eager_steps_draw(kind):
+    eager, fast = _pair(kind)
+    if kind == "c2i":
+        cond, extra = torch.tensor([1, 7]), {}
+    else:  # a padded caption: the steps take an attention mask
+        cond, mask = caption(2, [6, 3])
+        extra = {"cond_mask": mask}
+    for kw in ({"top_k": 1}, {"decoding": "sjd"}, {"cfg_scale": 1.0}):
+        runs = [generate(m, cond, generator=torch.Generator().manual_seed(3), **extra, **kw) for m in (eager, fast)]
+        assert torch.equal(*runs), kw
+    assert compiled._STEPS.get(fast) is not None and compiled._STEPS.get(eager) is None
+
+
+@needs_compiler
+def test_compiled_step_logits_match_eager_and_long_runs_stay_out_of_it():
+    eager, fast = _pair("c2i")
+    seen = []
+    real = compiled.decode_step
+
+    def spy(gpt):
+        seen.append(gpt)
+        return real(gpt)
+
+    states = [
+        m.start(m.condition(torch.tensor([2]), None, None, None, guided=False, where="test")) for m in (eager, fast)
+    ]
+    for s in states:
+        s.prefill()
+    tokens = torch.tensor([[5]])
+    try:
+        compiled.decode_step = spy
+        one = [s.feed(tokens, 0) for s in states]
+        many = [s.feed(torch.tensor([[1, 2, 3]]), 1) for s in states]
+    finally:
+        compiled.decode_step = real
+    torch.testing.assert_close(one[1], one[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(many[1], many[0], atol=1e-5, rtol=1e-5)
+    assert seen == [fast]  # one compiled call: the one-token step of the compiled model
+
+
+@needs_compiler
+def test_load_gpt_compiles_on_request(tmp_path):
+    path = tmp_path / "g.safetensors"
+    save_model(tiny_gpt("c2i"), path)
+    assert load_gpt(path, compile=True).compile_steps
+    plain = load_gpt(path)
+    assert not plain.compile_steps and "compiled" not in plain.describe()
+    assert "decode steps compiled" in load_gpt(path, compile=True).describe()
+
+
+def test_compile_without_a_compiler_is_refused_by_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    gpt = tiny_gpt("c2i")
+    with pytest.raises(ValueError, match=r"load_gpt: compile needs a C\+\+ compiler .*leave compile off"):
+        compiled.enable(gpt, "load_gpt")
+    assert not gpt.compile_steps
+
+
+def test_compile_of_a_folder_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"load_gpt: compile is for LlamaGen-format GPT files; .* is a folder"):
+        load_gpt(tmp_path, compile=True)
