@@ -62,17 +62,34 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
         # leaves the transpose of its result to the fused kernel that reads it.
         if inference and STREAM_ROWS.start <= rows < STREAM_ROWS.stop:  # a symbolic row count has no `in`
             return _stream(x, weight, rows).T.reshape(*x.shape[:-1], weight.shape[0])
+        if inference and ONEDNN_ROWS.start <= rows < ONEDNN_ROWS.stop and weight.numel() >= ONEDNN_MIN_WEIGHT:
+            return _onednn(x, weight, rows)
         return F.linear(x, weight)
     if rows in ONEDNN_ROWS and weight.numel() >= ONEDNN_MIN_WEIGHT and inference:
-        # oneDNN's op has no backward: inference only
-        flat = x.reshape(rows, x.shape[-1]).contiguous()
-        return torch.ops.mkldnn._linear_pointwise(flat, weight, None, "none", [], "").view(*x.shape[:-1], -1)
+        return _onednn(x, weight, rows)
     if rows not in STREAM_ROWS:
         return F.linear(x, weight)
     y = _stream(x, weight, rows)
     # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md).
     out = y.T.contiguous() if y.requires_grad else torch.from_numpy(np.ascontiguousarray(y.numpy().T))
     return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def _onednn(x: Tensor, weight: Tensor, rows: int) -> Tensor:
+    """x @ weight.T through oneDNN's linear on the dense weight; it has no backward: inference only."""
+    flat = x.reshape(rows, x.shape[-1]).contiguous()
+    return _onednn_linear(flat, weight).view(*x.shape[:-1], weight.shape[0])
+
+
+# Opaque to torch.compile, whose lowering of oneDNN's linear expects a prepacked weight.
+@torch.library.custom_op("gptimg::onednn_linear", mutates_args=())
+def _onednn_linear(x: Tensor, weight: Tensor) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+
+
+@_onednn_linear.register_fake
+def _(x: Tensor, weight: Tensor) -> Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
 
 
 def _stream(x: Tensor, weight: Tensor, rows: int) -> Tensor:

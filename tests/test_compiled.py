@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gptimg_core import compiled, generate, load_gpt
+from gptimg_core import gpt as gpt_module
 from gptimg_core.checkpoint import save_model
 
 from tiny import caption, tiny_gpt
@@ -80,3 +81,20 @@ def test_compile_without_a_compiler_is_refused_by_name(monkeypatch, tmp_path):
 def test_compile_of_a_folder_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"load_gpt: compile is for LlamaGen-format GPT files; .* is a folder"):
         load_gpt(tmp_path, compile=True)
+
+
+@needs_compiler
+@pytest.mark.skipif(not gpt_module._has_onednn_linear(), reason="this torch has no oneDNN linear")
+def test_compiled_steps_keep_onednn_for_many_rows(monkeypatch):
+    # Batch 3 with guidance is 6 rows a step: oneDNN's product, opaque to the compiler, as in eager steps.
+    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(0))
+    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", range(5, 1 << 20))
+    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)
+    torch._dynamo.reset()
+    eager, fast = _pair("c2i")
+    eager_tokens = generate(eager, torch.tensor([1, 4, 9]), generator=torch.Generator().manual_seed(1))
+    with torch.profiler.profile() as prof:
+        fast_tokens = generate(fast, torch.tensor([1, 4, 9]), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(eager_tokens, fast_tokens)
+    ops = {e.key for e in prof.key_averages()}
+    assert "gptimg::onednn_linear" in ops and any(k.startswith("Torch-Compiled Region") for k in ops)
