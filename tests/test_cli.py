@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gptimg_core import builtin_path, generate, load_gpt, load_text_encoder, load_vq, to_uint8
+from gptimg_core import builtin_path, compiled, generate, load_gpt, load_text_encoder, load_vq, to_uint8
 from gptimg_core.builtin import BUILTIN_RECOMMENDED
 from gptimg_core.builtin.train.t5_folder import make_t5_folder
 from gptimg_core.cli import _sampling, main
@@ -218,6 +218,22 @@ def test_vq_dtype_flag_decodes_in_bf16(tmp_path):
         )
     a, b = (np.asarray(Image.open(tmp_path / f"{d}.png").convert("RGB")).astype(int) for d in ("fp32", "bf16"))
     assert 0 < np.abs(a - b).mean() < 1.0  # the same tokens decoded in another precision: close, not equal
+
+
+@pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
+def test_compile_flag_draws_the_same_image(tmp_path):
+    for flags in ([], ["--compile"]):
+        out = tmp_path / f"{len(flags)}.png"
+        assert main(["generate", "--class-id", "3", "--seed", "2", *flags, "--out", str(out)]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in (0, 1))
+    assert np.array_equal(a, b)
+
+
+def test_compile_flag_without_a_compiler_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    assert main(["generate", "--class-id", "3", "--compile", "--out", str(tmp_path / "x.png")]) != 0
+    assert "load_gpt: compile needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.fixture
