@@ -220,6 +220,7 @@ def test_vq_dtype_flag_decodes_in_bf16(tmp_path):
     assert 0 < np.abs(a - b).mean() < 1.0  # the same tokens decoded in another precision: close, not equal
 
 
+@pytest.mark.slow  # compiles
 @pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
 def test_compile_flag_draws_the_same_image(tmp_path):
     for flags in ([], ["--compile"]):

@@ -18,6 +18,7 @@ def _pair(kind: str, **kw):
     return eager, fast
 
 
+@pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
 @pytest.mark.parametrize("kind", ["c2i", "t2i"])
 def test_compiled_steps_draw_the_tokens_eager_steps_draw(kind):
@@ -27,12 +28,13 @@ def test_compiled_steps_draw_the_tokens_eager_steps_draw(kind):
     else:  # a padded caption: the steps take an attention mask
         cond, mask = caption(2, [6, 3])
         extra = {"cond_mask": mask}
-    for kw in ({"top_k": 1}, {"decoding": "sjd"}, {"cfg_scale": 1.0}):
+    for kw in ({"top_k": 1}, {"decoding": "sjd"}, {"cfg_scale": 1.0}, {"cfg_interval": 5}):
         runs = [generate(m, cond, generator=torch.Generator().manual_seed(3), **extra, **kw) for m in (eager, fast)]
         assert torch.equal(*runs), kw
     assert compiled._STEPS.get(fast) is not None and compiled._STEPS.get(eager) is None
 
 
+@pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
 def test_compiled_step_logits_match_eager_and_long_runs_stay_out_of_it():
     eager, fast = _pair("c2i")
@@ -60,6 +62,7 @@ def test_compiled_step_logits_match_eager_and_long_runs_stay_out_of_it():
     assert seen == [fast]  # one compiled call: the one-token step of the compiled model
 
 
+@pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
 def test_load_gpt_compiles_on_request(tmp_path):
     path = tmp_path / "g.safetensors"
@@ -83,6 +86,7 @@ def test_compile_of_a_folder_is_refused_by_name(tmp_path):
         load_gpt(tmp_path, compile=True)
 
 
+@pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
 @pytest.mark.skipif(not gpt_module._has_onednn_linear(), reason="this torch has no oneDNN linear")
 def test_compiled_steps_keep_onednn_for_many_rows(monkeypatch):
