@@ -1,7 +1,7 @@
 """Compiled decode steps (`load_gpt(..., compile=True)`) against eager ones on the built-in models, in one run.
 
 Each built-in model at its recommended settings through `generate` (the t2i keeps the likeliest of 8 draws, all
-8 decoded side by side; batch 1): the first compiled generation (it compiles), then milliseconds per image eager
+8 decoded side by side; batch 1; the c2i also with SJD, whose verify windows compile too): the first compiled generation (it compiles), then milliseconds per image eager
 and compiled, alternating, whether the tokens agree, and after how many images the compile has paid for
 itself. The compile time depends on PyTorch's on-disk kernel cache: set TORCHINDUCTOR_CACHE_DIR to a new folder
 for a cold one. GPT-B's numbers come from bench/decode_speed.py. Prints ratios; the README quotes a run.
@@ -27,8 +27,9 @@ from gptimg_core.compiled import can_compile  # noqa: E402
 PROMPT = "a red circle and a green star on a white background"
 
 
-def compare(name: str, kind: str, cond: dict, images: int) -> None:
+def compare(name: str, kind: str, cond: dict, images: int, decoding: str = "ar") -> None:
     eager, fast = load_gpt(builtin_path(kind)), load_gpt(builtin_path(kind), compile=True)
+    cond = {**cond, "decoding": decoding}
     t = time.perf_counter()
     generate(fast, seed=0, **cond)
     first = time.perf_counter() - t
@@ -63,6 +64,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {a.threads} threads, {images} images per model (median), batch 1")
     compare("built-in c2i", "c2i", {"cond": torch.tensor([5])}, images)
     if not a.quick:
+        compare("built-in c2i, sjd", "c2i", {"cond": torch.tensor([5])}, images, decoding="sjd")
         tokens = load_gpt(builtin_path("t2i")).cfg.cls_token_num
         te = load_text_encoder(builtin_path("text_encoder"), max_length=tokens)
         feats, mask = te.encode([PROMPT])

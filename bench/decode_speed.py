@@ -3,7 +3,7 @@
 Prints, all measured in this one run: ms per decode step and seconds per image at batch 1 and 4, the same for a
 baseline (plain `F.linear` layout, as LlamaGen runs) and for `W @ x.T` up to 16 rows without oneDNN (gptimg's
 layout before oneDNN took the larger row counts; on a GPU all are F.linear, so both are left out), gptimg with
-its one-token steps compiled (`load_gpt(..., compile=True)`; on CPU with a C++ compiler; the compile time too),
+its decode passes compiled (`load_gpt(..., compile=True)`; on CPU with a C++ compiler; the compile time too),
 and the memory-bandwidth floor (weight bytes read per step / measured read bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
 autoregressive/models/generate.py; never part of this repository), also LlamaGen's own `generate` on the same
 weights, side by side with ours (greedy, CFG 4, batch 1, alternating): seconds per image, the ratio, and
@@ -206,7 +206,7 @@ def main() -> None:
             results[(name, batch)] = time_generation(gpt, batch)
     gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = chosen
     compiled_too = baseline and can_compile()
-    if compiled_too:  # load_gpt(..., compile=True): the one-token steps through torch.compile
+    if compiled_too:  # load_gpt(..., compile=True): the decode passes through torch.compile
         gpt.compile_steps = True
         for batch in (1, 4):
             t = time.perf_counter()

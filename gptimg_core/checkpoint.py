@@ -368,7 +368,7 @@ def load_gpt(
     """Load a LlamaGen GPT checkpoint (.pt/.pth/.bin or .safetensors), or a Janus-Pro folder, in eval mode.
 
     dtype: a torch dtype or one of GPT_DTYPES by name; "int8" is weight-only int8 (quant.py).
-    compile: torch.compile a LlamaGen GPT's one-token decode steps on CPU (compiled.py; needs a C++ compiler).
+    compile: torch.compile a LlamaGen GPT's decode passes on CPU (compiled.py; needs a C++ compiler).
     grid: side of the token grid (16 for 256px VQ-16 models, 24 for 384px); read from our
     safetensors metadata or the file itself when present, else the official file name, else 16.
     A folder must be a Hugging Face Janus folder (config.json model_type "janus"; n_head and grid come

@@ -1,5 +1,6 @@
-"""The GPT's one-token decode step compiled with torch.compile on CPU (opt-in: `load_gpt(..., compile=True)`).
+"""The GPT's decode passes compiled with torch.compile on CPU (opt-in: `load_gpt(..., compile=True)`).
 
+Every pass after the prefill (one-token steps, SJD's verify windows, runs of kept tokens) goes through it.
 Compiling fuses the small ops between the weight products (norms, RoPE, SwiGLU, residual adds) into a few C++
 kernels and drops the per-op Python and module calls; the products themselves stay the BLAS calls `project`
 picks. The price is a compile of tens of seconds at a model's first step (README, Performance).
@@ -24,7 +25,7 @@ def can_compile() -> bool:
 
 
 def enable(gpt: nn.Module, where: str) -> None:
-    """Mark gpt's one-token decode steps on CPU for compiling (done at its first such step)."""
+    """Mark gpt's decode passes on CPU for compiling (done at its first pass)."""
     if not can_compile():
         raise ValueError(
             f"{where}: compile needs a C++ compiler for torch.compile on CPU (g++, or the one $CXX names) and "
@@ -34,9 +35,9 @@ def enable(gpt: nn.Module, where: str) -> None:
 
 
 def decode_step(gpt: nn.Module) -> Callable:
-    """gpt's forward compiled, for its one-token steps; made once per model (compiled again per batch shape)."""
+    """gpt's forward compiled, for its decode passes; made once per model (compiled again for new shapes)."""
     step = _STEPS.get(gpt)
     if step is None:
-        # dynamic=None: the position is made symbolic after its first change, the batch stays a constant
+        # dynamic=None: a size (position, pass length, batch) is made symbolic once it changes
         step = _STEPS[gpt] = torch.compile(gpt.forward, dynamic=None)
     return step

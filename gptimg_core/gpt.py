@@ -293,7 +293,7 @@ class GPT(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = Linear(cfg.dim, cfg.vocab_size)
         self._rope: dict[torch.device, Tensor] = {}  # fp32 per device, never cast with the model
-        self.compile_steps = False  # compiled.enable() turns on torch.compile of the one-token steps on CPU
+        self.compile_steps = False  # compiled.enable() turns on torch.compile of the decode passes on CPU
         self.recommended: Recommended = LLAMAGEN[cfg.model_type]  # the loader sets the built-in model's own
 
     def rope_table(self) -> Tensor:
@@ -441,8 +441,7 @@ class GPTState:
     def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
         start = self.T + t
         mask = attention_mask(self.key_ok, start, tokens.shape[1])
-        one_step = self.gpt.compile_steps and tokens.shape[1] == 1 and tokens.is_cpu
-        forward = compiled.decode_step(self.gpt) if one_step else self.gpt
+        forward = compiled.decode_step(self.gpt) if self.gpt.compile_steps and tokens.is_cpu else self.gpt
         return forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 
     def keep_rows(self, n: int) -> None:

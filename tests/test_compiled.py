@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gptimg_core import compiled, generate, load_gpt
+from gptimg_core import compiled, generate, inpaint, load_gpt
 from gptimg_core import gpt as gpt_module
 from gptimg_core.checkpoint import save_model
 
@@ -31,12 +31,20 @@ def test_compiled_steps_draw_the_tokens_eager_steps_draw(kind):
     for kw in ({"top_k": 1}, {"decoding": "sjd"}, {"cfg_scale": 1.0}, {"cfg_interval": 5}):
         runs = [generate(m, cond, generator=torch.Generator().manual_seed(3), **extra, **kw) for m in (eager, fast)]
         assert torch.equal(*runs), kw
+    codes = generate(eager, cond, generator=torch.Generator().manual_seed(4), **extra)
+    keep = torch.ones_like(codes, dtype=torch.bool)
+    keep[:, 1:3, 1:3] = False  # runs of kept tokens go through as multi-token passes
+    for decoding in ("ar", "sjd"):
+        runs = [
+            inpaint(m, codes, keep, cond, seed=5, decoding=decoding, **extra) for m in (eager, fast)
+        ]  # fmt: skip
+        assert torch.equal(*runs) and torch.equal(runs[0][keep], codes[keep]), decoding
     assert compiled._STEPS.get(fast) is not None and compiled._STEPS.get(eager) is None
 
 
 @pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
-def test_compiled_step_logits_match_eager_and_long_runs_stay_out_of_it():
+def test_compiled_passes_give_eager_logits_and_only_the_compiled_model_and_no_prefill_takes_them():
     eager, fast = _pair("c2i")
     seen = []
     real = compiled.decode_step
@@ -48,18 +56,16 @@ def test_compiled_step_logits_match_eager_and_long_runs_stay_out_of_it():
     states = [
         m.start(m.condition(torch.tensor([2]), None, None, None, guided=False, where="test")) for m in (eager, fast)
     ]
-    for s in states:
-        s.prefill()
-    tokens = torch.tensor([[5]])
     try:
         compiled.decode_step = spy
-        one = [s.feed(tokens, 0) for s in states]
-        many = [s.feed(torch.tensor([[1, 2, 3]]), 1) for s in states]
+        first = [s.prefill() for s in states]  # the prompt's pass stays eager: it runs once per generation
+        one = [s.feed(torch.tensor([[5]]), 0) for s in states]
+        many = [s.feed(torch.tensor([[1, 2, 3]]), 1) for s in states]  # a verify window
     finally:
         compiled.decode_step = real
-    torch.testing.assert_close(one[1], one[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(many[1], many[0], atol=1e-5, rtol=1e-5)
-    assert seen == [fast]  # one compiled call: the one-token step of the compiled model
+    for e, c in (first, one, many):
+        torch.testing.assert_close(c, e, atol=1e-5, rtol=1e-5)
+    assert seen == [fast, fast]  # the compiled model's two feeds, nothing else
 
 
 @pytest.mark.slow  # compiles: tens of seconds from an empty cache
