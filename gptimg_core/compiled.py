@@ -3,7 +3,7 @@
 Every pass after the prefill (one-token steps, SJD's verify windows, runs of kept tokens) goes through it.
 Compiling fuses the small ops between the weight products (norms, RoPE, SwiGLU, residual adds) into a few C++
 kernels and drops the per-op Python and module calls; the products themselves stay the BLAS calls `project`
-picks. The price is a compile of tens of seconds at a model's first step (README, Performance).
+picks. The price is a compile at a model's first passes: seconds to a minute (README, Performance).
 """
 
 from __future__ import annotations

@@ -55,24 +55,21 @@ def project(x: Tensor, weight: Tensor) -> Tensor:
     # bf16 weights read fastest through F.linear on the AMD machine too (docs/performance.md).
     if not x.is_cpu or weight.dtype != torch.float32 or torch.jit.is_tracing():
         return F.linear(x, weight)  # traced code (ONNX export) has symbolic row counts
-    rows = x.numel() // x.shape[-1]
+    rows = x.numel() // x.shape[-1]  # symbolic under torch.compile: hence bounds compared, not `in`
     inference = not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-    if torch.compiler.is_compiling():
-        # Training leaves the product to the compiler; a compiled decode step (compiled.py) keeps W @ x.T and
-        # leaves the transpose of its result to the fused kernel that reads it.
-        if inference and STREAM_ROWS.start <= rows < STREAM_ROWS.stop:  # a symbolic row count has no `in`
-            return _stream(x, weight, rows).T.reshape(*x.shape[:-1], weight.shape[0])
-        if inference and ONEDNN_ROWS.start <= rows < ONEDNN_ROWS.stop and weight.numel() >= ONEDNN_MIN_WEIGHT:
-            return _onednn(x, weight, rows)
-        return F.linear(x, weight)
-    if rows in ONEDNN_ROWS and weight.numel() >= ONEDNN_MIN_WEIGHT and inference:
+    compiling = torch.compiler.is_compiling()
+    if inference and ONEDNN_ROWS.start <= rows < ONEDNN_ROWS.stop and weight.numel() >= ONEDNN_MIN_WEIGHT:
         return _onednn(x, weight, rows)
-    if rows not in STREAM_ROWS:
-        return F.linear(x, weight)
-    y = _stream(x, weight, rows)
-    # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md).
-    out = y.T.contiguous() if y.requires_grad else torch.from_numpy(np.ascontiguousarray(y.numpy().T))
-    return out.view(*x.shape[:-1], weight.shape[0])
+    if not STREAM_ROWS.start <= rows < STREAM_ROWS.stop or (compiling and not inference):
+        return F.linear(x, weight)  # compiled training leaves the product to the compiler
+    y = _stream(x, weight, rows)  # (out, rows)
+    if compiling:  # a compiled decode pass (compiled.py) leaves the transpose to the fused kernel that reads it
+        out = y.T
+    elif y.requires_grad:
+        out = y.T.contiguous()
+    else:  # numpy transposes a (out, few) matrix several times faster than torch's strided copy (docs/performance.md)
+        out = torch.from_numpy(np.ascontiguousarray(y.numpy().T))
+    return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 def _onednn(x: Tensor, weight: Tensor, rows: int) -> Tensor:
@@ -426,6 +423,8 @@ class GPTState:
 
     def __init__(self, gpt: GPT, cond: Condition) -> None:
         self.gpt, self.cond = gpt, cond
+        # the passes after the prefill: compiled where the model asks for it (compiled.py; CPU only)
+        self.forward = compiled.decode_step(gpt) if gpt.compile_steps and gpt.device.type == "cpu" else gpt
         self.rows = cond.rows.shape[0]
         self.cache = gpt.new_cache(self.rows)
         self.T = gpt.cfg.cls_token_num
@@ -441,8 +440,7 @@ class GPTState:
     def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
         start = self.T + t
         mask = attention_mask(self.key_ok, start, tokens.shape[1])
-        forward = compiled.decode_step(self.gpt) if self.gpt.compile_steps and tokens.is_cpu else self.gpt
-        return forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
+        return self.forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 
     def keep_rows(self, n: int) -> None:
         self.cache.keep(slice(0, n))  # views, no copy
