@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA path on a machine with a GPU: decode speed of a GPT-B (fp32, bf16, fp16) against the
+# The CUDA path on a machine with a GPU: the CUDA graph tests, decode speed of a GPT-B (fp32, bf16, fp16) against the
 # bandwidth floor, the built-in model's evaluation in each precision on the GPU (the same seeds as on
 # the CPU, so the rates compare with the README's), and the README's main job on the GPU.
 #   [DTYPES="fp32 bf16"] bash bench/cuda_check.sh [OUTDIR]
@@ -9,6 +9,11 @@ dtypes=${DTYPES:-fp32 bf16 fp16}
 mkdir -p "$out"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
+if python3 -c "import pytest" 2>/dev/null; then  # CUDA graphs' tests: replayed passes draw the plain passes' tokens
+  python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py
+else
+  echo "pytest missing: tests/test_cuda_graphs.py not run"
+fi
 for dtype in $dtypes; do
   python3 bench/decode_speed.py --device cuda --dtype "$dtype"
 done

@@ -4,6 +4,7 @@ Prints, all measured in this one run: ms per decode step and seconds per image a
 baseline (plain `F.linear` layout, as LlamaGen runs) and for `W @ x.T` up to 16 rows without oneDNN (gptimg's
 layout before oneDNN took the larger row counts; on a GPU all are F.linear, so both are left out), gptimg with
 its decode passes compiled (`load_gpt(..., compile=True)`; on CPU with a C++ compiler; the compile time too),
+on a GPU gptimg without CUDA graphs (the default replays them) and whether greedy tokens agree either way,
 and the memory-bandwidth floor (weight bytes read per step / measured read bandwidth). With a LlamaGen checkout (`--llamagen DIR` or LLAMAGEN_DIR, the folder holding
 autoregressive/models/generate.py; never part of this repository), also LlamaGen's own `generate` on the same
 weights, side by side with ours (greedy, CFG 4, batch 1, alternating): seconds per image, the ratio, and
@@ -205,6 +206,20 @@ def main() -> None:
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
     gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = chosen
+    if device.type == "cuda":  # "gptimg" replayed its passes from CUDA graphs; here the same launched one by one
+        gpt.cuda_graphs = False
+        for batch in (1, 4):
+            results[("no CUDA graphs", batch)] = time_generation(gpt, batch)
+        greedy = {}
+        for graphs in (None, False):
+            gpt.cuda_graphs = graphs
+            greedy[graphs] = generate(gpt, torch.tensor([7], device=device), cfg_scale=4.0, top_k=1)
+        agree = (greedy[None] == greedy[False]).float().mean().item()
+        print(
+            f"CUDA graphs: {'kept' if gpt.cuda_graphs is None else 'turned off'}; greedy tokens with and without "
+            f"them agree at {100 * agree:.1f}% of positions"
+        )
+        gpt.cuda_graphs = None
     compiled_too = baseline and can_compile()
     if compiled_too:  # load_gpt(..., compile=True): the decode passes through torch.compile
         gpt.compile_steps = True

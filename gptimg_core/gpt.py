@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import compiled
+from . import compiled, cuda_graphs
 from .config import GPTConfig
 from .settings import LLAMAGEN, Recommended
 from .token_model import Condition
@@ -138,9 +138,6 @@ def rope_2d(cfg: GPTConfig) -> Tensor:
     return torch.cat([cond, table])
 
 
-_SIGNS = torch.tensor([-1.0, 1.0])  # (-sin, +sin): the rotation's two pair members
-
-
 def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2), computed in fp32.
 
@@ -148,18 +145,29 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     """
     xs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, T, H, D/2, 2)
     r = rope.view(1, xs.shape[1], 1, xs.shape[3], 2)
-    sin = r[..., 1:] * _SIGNS.to(r.device)  # (1, T, 1, D/2, 2): (-sin, sin)
+    sin = torch.cat([-r[..., 1:], r[..., 1:]], dim=-1)  # (1, T, 1, D/2, 2): (-sin, sin), no host tensor to copy
     out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
 
 
 class KVCache:
-    """Preallocated keys and values of every layer: (B, kv_heads, max_len, head_dim) each."""
+    """Preallocated keys and values of every layer: (B, kv_heads, max_len, head_dim) each. zeroed: for passes
+    that attend over the whole cache (GPT.step), where a masked key must still be a finite number."""
 
-    def __init__(self, cfg: GPTConfig, batch: int, max_len: int, *, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self,
+        cfg: GPTConfig,
+        batch: int,
+        max_len: int,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        zeroed: bool = False,
+    ):
         shape = (batch, cfg.kv_heads, max_len, cfg.head_dim)
-        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        new = torch.zeros if zeroed else torch.empty
+        self.k = [new(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [new(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.batch, self.max_len = batch, max_len
 
     def keep(self, rows: slice) -> None:
@@ -187,6 +195,16 @@ def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
     return allowed | (k == q).to(allowed.device)
 
 
+def fixed_mask(key_ok: Tensor | None, pos: Tensor, S: int) -> Tensor:
+    """attention_mask's rule for rows at positions pos (n,) (a device tensor) over a whole cache of S keys:
+    bool (B or 1, 1, n, S), made on the device so that a captured pass serves every position."""
+    k = torch.arange(S, device=pos.device)
+    q = pos[:, None]  # (n, 1)
+    if key_ok is None:
+        return (k <= q)[None, None]  # (1, 1, n, S)
+    return ((k <= q) & key_ok[..., :S]) | (k == q)  # (B, 1, n, S)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -195,21 +213,34 @@ class Attention(nn.Module):
         self.wo = Linear(cfg.dim, cfg.dim)
 
     def forward(
-        self, x: Tensor, rope: Tensor, start: int, k_cache: Tensor | None, v_cache: Tensor | None, mask: Tensor | None
+        self,
+        x: Tensor,
+        rope: Tensor,
+        start: int | Tensor,
+        k_cache: Tensor | None,
+        v_cache: Tensor | None,
+        mask: Tensor | None,
     ) -> Tensor:
+        """start: the first row's position, or every row's positions (T,) as a tensor for a fixed-size pass
+        (GPT.step), which writes those cache rows and attends over the whole cache under an explicit mask."""
         B, T, _ = x.shape
         nh, nkv, hd = self.n_head, self.n_kv, self.hd
         qkv = self.wqkv(x)  # (B, T, (nh + 2 nkv) hd)
         qk = apply_rope(qkv[..., : (nh + nkv) * hd].view(B, T, nh + nkv, hd), rope)  # q and k in one rotation
         q, k = qk[:, :, :nh].transpose(1, 2), qk[:, :, nh:].transpose(1, 2)  # (B, nh, T, hd), (B, nkv, T, hd)
         v = qkv[..., (nh + nkv) * hd :].view(B, T, nkv, hd).transpose(1, 2)  # (B, nkv, T, hd)
-        if k_cache is not None:
+        if isinstance(start, Tensor):
+            k_cache.index_copy_(2, start, k)
+            v_cache.index_copy_(2, start, v)
+            k, v = k_cache, v_cache  # (B, nkv, max_len, hd)
+        elif k_cache is not None:
             k_cache[:, :, start : start + T] = k
             v_cache[:, :, start : start + T] = v
             k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # (B, nkv, S, hd) views
-        if self.n_kv != self.n_head:
-            k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)
-            v = v.repeat_interleave(self.n_head // self.n_kv, dim=1)
+        if self.n_kv != self.n_head:  # each kv head serves n_head / n_kv query heads in a row
+            S, rep = k.shape[2], self.n_head // self.n_kv
+            k = k[:, :, None].expand(B, nkv, rep, S, hd).reshape(B, nh, S, hd)
+            v = v[:, :, None].expand(B, nkv, rep, S, hd).reshape(B, nh, S, hd)
         # mask None: plain causal over the new rows (a single decode row sees every cached key).
         causal = mask is None and T > 1
         if causal and k.shape[2] != T:
@@ -237,7 +268,9 @@ class Block(nn.Module):
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x: Tensor, rope: Tensor, start: int, kc: Tensor | None, vc: Tensor | None, mask: Tensor | None):
+    def forward(
+        self, x: Tensor, rope: Tensor, start: int | Tensor, kc: Tensor | None, vc: Tensor | None, mask: Tensor | None
+    ) -> Tensor:
         h = x + self.attention(self.attention_norm(x), rope, start, kc, vc, mask)
         return h + self.feed_forward(self.ffn_norm(h))
 
@@ -291,6 +324,9 @@ class GPT(nn.Module):
         self.output = Linear(cfg.dim, cfg.vocab_size)
         self._rope: dict[torch.device, Tensor] = {}  # fp32 per device, never cast with the model
         self.compile_steps = False  # compiled.enable() turns on torch.compile of the decode passes on CPU
+        # Short passes replayed from CUDA graphs (cuda_graphs.py): None on CUDA alone, True on every device (on
+        # others the same fixed-size passes run uncaptured), False never.
+        self.cuda_graphs: bool | None = None
         self.recommended: Recommended = LLAMAGEN[cfg.model_type]  # the loader sets the built-in model's own
 
     def rope_table(self) -> Tensor:
@@ -366,13 +402,18 @@ class GPT(nn.Module):
             return torch.tensor(self.cfg.num_classes, device=self.tok_embeddings.weight.device)
         return self.cls_embedding.uncond_embedding
 
-    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+    def new_cache(self, batch: int, max_len: int | None = None, *, zeroed: bool = False) -> KVCache:
         w = self.tok_embeddings.weight
-        return KVCache(self.cfg, batch, max_len or self.seq_len, device=w.device, dtype=w.dtype)
+        return KVCache(self.cfg, batch, max_len or self.seq_len, device=w.device, dtype=w.dtype, zeroed=zeroed)
 
     @property
     def seq_len(self) -> int:
         return self.cfg.cls_token_num + self.cfg.block_size
+
+    @property
+    def cache_len(self) -> int:
+        """Positions a decode state's cache holds: seq_len, and room for padding where fixed-size passes run."""
+        return cuda_graphs.cache_len(self.seq_len) if cuda_graphs.wanted(self) else self.seq_len
 
     def embed_condition(self, cond: Tensor) -> Tensor:
         """Class ids (B,) or caption features (B, T, caption_dim) -> (B, cls_token_num, dim)."""
@@ -417,6 +458,21 @@ class GPT(nn.Module):
             h = h[:, -1:]
         return self.output(self.norm(h)).float()
 
+    def step(self, tokens: Tensor, pos: Tensor, cache: KVCache, key_ok: Tensor | None, pick: Tensor | None) -> Tensor:
+        """forward with every size fixed and every position a tensor, so one captured CUDA graph serves each
+        position (cuda_graphs.py): image tokens (B, T) at sequence positions pos (T,), attending over the whole
+        (zeroed) cache; key_ok (B, 1, 1, cache.max_len) or None. -> fp32 logits (B, T, V), or (B, 1, V) of the
+        row at index pick (1,)."""
+        h = self.tok_embeddings(tokens)  # (B, T, dim)
+        table = self.rope_table()
+        rope = table.index_select(0, pos.clamp(max=table.shape[0] - 1))  # padding rows past the end: any angle
+        mask = fixed_mask(key_ok, pos, cache.max_len)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, rope, pos, cache.k[i], cache.v[i], mask)
+        if pick is not None:
+            h = h.index_select(1, pick)
+        return self.output(self.norm(h)).float()
+
 
 class GPTState:
     """A decode state of the GPT (token_model.DecodeState): condition rows first, then image tokens, on a KVCache."""
@@ -426,11 +482,13 @@ class GPTState:
         # the passes after the prefill: compiled where the model asks for it (compiled.py; CPU only)
         self.forward = compiled.decode_step(gpt) if gpt.compile_steps and gpt.device.type == "cpu" else gpt
         self.rows = cond.rows.shape[0]
-        self.cache = gpt.new_cache(self.rows)
+        fixed = cuda_graphs.wanted(gpt)  # short passes of fixed size, replayed from CUDA graphs on CUDA
+        self.cache = gpt.new_cache(self.rows, gpt.cache_len, zeroed=fixed)
+        self.graphs = cuda_graphs.GraphedPasses(self, capture=gpt.device.type == "cuda") if fixed else None
         self.T = gpt.cfg.cls_token_num
-        self.key_ok = None  # (R, 1, 1, S): padding of the condition is never attended to
+        self.key_ok = None  # (R, 1, 1, max_len): padding of the condition is never attended to
         if cond.mask is not None:
-            image = torch.ones(self.rows, gpt.cfg.block_size, dtype=torch.bool, device=cond.mask.device)
+            image = torch.ones(self.rows, self.cache.max_len - self.T, dtype=torch.bool, device=cond.mask.device)
             self.key_ok = torch.cat([cond.mask, image], dim=1).view(self.rows, 1, 1, -1)
 
     def prefill(self) -> Tensor:
@@ -439,6 +497,8 @@ class GPTState:
 
     def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
         start = self.T + t
+        if self.graphs is not None and self.graphs.serves(tokens.shape[1]):
+            return self.graphs(tokens, start, last_only)
         mask = attention_mask(self.key_ok, start, tokens.shape[1])
         return self.forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 

@@ -25,11 +25,11 @@ class MemoryLimitError(ValueError):
 
 
 def kv_cache_bytes(gpt: GPT, rows: int) -> int:
-    """Bytes of the KV cache for `rows` sequences: layers x 2 (k, v) x rows x kv_heads x seq_len x head_dim
+    """Bytes of the KV cache for `rows` sequences: layers x 2 (k, v) x rows x kv_heads x cache_len x head_dim
     x bytes per element of the model's dtype."""
     cfg = gpt.cfg
     item = gpt.tok_embeddings.weight.element_size()
-    return cfg.n_layer * 2 * rows * cfg.kv_heads * gpt.seq_len * cfg.head_dim * item
+    return cfg.n_layer * 2 * rows * cfg.kv_heads * gpt.cache_len * cfg.head_dim * item
 
 
 def sampling_bytes(gpt: GPT, batch: int, candidates: int = 1, *, guided: bool = True) -> int:
@@ -50,7 +50,7 @@ def sampling_bytes(gpt: GPT, batch: int, candidates: int = 1, *, guided: bool = 
     prefill = rows * T * (4 * cfg.dim + 3 * cfg.hidden) * item + rows * cfg.n_head * T * T * 4
     step = rows * cfg.vocab_size * 4 * 4
     if cfg.kv_heads != cfg.n_head:
-        step += 2 * rows * cfg.n_head * gpt.seq_len * cfg.head_dim * item
+        step += 2 * rows * cfg.n_head * gpt.cache_len * cfg.head_dim * item
     return kv_cache_bytes(gpt, rows) + prefill + step
 
 

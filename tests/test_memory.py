@@ -5,14 +5,17 @@ import torch
 
 from gptimg_core import MemoryLimitError, generate, inpaint, memory
 from gptimg_core.memory import ENV_SWITCH, kv_cache_bytes, sampling_bytes
+from gptimg_core.token_model import Condition
 
 from tiny import tiny_gpt
 
 
 @pytest.mark.parametrize("n_kv_head", [None, 2])
-def test_kv_estimate_is_what_the_cache_allocates(n_kv_head):
+@pytest.mark.parametrize("graphs", [None, True])  # True: the longer cache of fixed-size passes (cuda_graphs.py)
+def test_kv_estimate_is_what_the_cache_allocates(n_kv_head, graphs):
     gpt = tiny_gpt("t2i", n_kv_head=n_kv_head)
-    cache = gpt.new_cache(6)
+    gpt.cuda_graphs = graphs
+    cache = gpt.start(Condition(torch.zeros(6, 6, 16), None, 6)).cache
     allocated = sum(t.numel() * t.element_size() for t in cache.k + cache.v)
     assert kv_cache_bytes(gpt, 6) == allocated
     assert sampling_bytes(gpt, 3, guided=True) > allocated  # 3 images with CFG: the same 6 rows, and more
