@@ -27,8 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone: the repo root holds gptimg_core
 
-from gptimg_core import GPT, GPTConfig, generate
-from gptimg_core import gpt as gpt_module
+from gptimg_core import GPT, GPTConfig, cpu_linear, generate
 from gptimg_core.checkpoint import DTYPES
 from gptimg_core.compiled import can_compile
 from gptimg_core.config import GPT_PRESETS
@@ -184,14 +183,14 @@ def main() -> None:
     )
     time_generation(gpt, 1)  # warm-up
     results = {}
-    chosen = (gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS)
+    chosen = (cpu_linear.STREAM_ROWS, cpu_linear.ONEDNN_ROWS)
     baseline = device.type == "cpu"  # on a GPU every variant runs F.linear
     if baseline:
-        vendor = gpt_module.cpu_vendor() or "unknown vendor"
+        vendor = cpu_linear.cpu_vendor() or "unknown vendor"
         parts = [f"W @ x.T at {r.start}-{r.stop - 1} rows" for r in chosen[:1] if r]
         parts += [f"oneDNN from {r.start} rows" for r in chosen[1:] if r]
         layout = ", ".join(parts + ["else F.linear"]) if parts else "F.linear only"
-        print(f"CPU: {vendor}; gptimg's layout here: {layout} (gpt.STREAM_ROWS, gpt.ONEDNN_ROWS)")
+        print(f"CPU: {vendor}; gptimg's layout here: {layout} (cpu_linear.STREAM_ROWS, cpu_linear.ONEDNN_ROWS)")
     variants = (
         (
             ("gptimg", chosen),
@@ -202,10 +201,10 @@ def main() -> None:
         else (("gptimg", chosen),)
     )
     for name, (stream, onednn) in variants:
-        gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = stream, onednn
+        cpu_linear.STREAM_ROWS, cpu_linear.ONEDNN_ROWS = stream, onednn
         for batch in (1, 4):
             results[(name, batch)] = time_generation(gpt, batch)
-    gpt_module.STREAM_ROWS, gpt_module.ONEDNN_ROWS = chosen
+    cpu_linear.STREAM_ROWS, cpu_linear.ONEDNN_ROWS = chosen
     if device.type == "cuda":  # "gptimg" replayed its passes from CUDA graphs; here the same launched one by one
         gpt.cuda_graphs = False
         for batch in (1, 4):

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from gptimg_core import compiled, generate, inpaint, load_gpt
-from gptimg_core import gpt as gpt_module
+from gptimg_core import compiled, cpu_linear, generate, inpaint, load_gpt
 from gptimg_core.checkpoint import save_model
 
 from tiny import caption, tiny_gpt
@@ -99,12 +98,12 @@ def test_compile_of_a_folder_is_refused_by_name(tmp_path):
 
 @pytest.mark.slow  # compiles: tens of seconds from an empty cache
 @needs_compiler
-@pytest.mark.skipif(not gpt_module._has_onednn_linear(), reason="this torch has no oneDNN linear")
+@pytest.mark.skipif(not cpu_linear._has_onednn_linear(), reason="this torch has no oneDNN linear")
 def test_compiled_steps_keep_onednn_for_many_rows(monkeypatch):
     # Batch 3 with guidance is 6 rows a step: oneDNN's product, opaque to the compiler, as in eager steps.
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(0))
-    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", range(5, 1 << 20))
-    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", range(0))
+    monkeypatch.setattr(cpu_linear, "ONEDNN_ROWS", range(5, 1 << 20))
+    monkeypatch.setattr(cpu_linear, "ONEDNN_MIN_WEIGHT", 0)
     torch._dynamo.reset()
     eager, fast = _pair("c2i")
     eager_tokens = generate(eager, torch.tensor([1, 4, 9]), generator=torch.Generator().manual_seed(1))

@@ -85,7 +85,7 @@ def test_graphs_are_wanted_on_cuda_alone_unless_asked():
 
 @pytest.mark.slow  # compiles: seconds
 @pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
-def test_a_fixed_pass_can_be_captured_once_for_every_position(monkeypatch):
+def test_a_fixed_pass_can_be_captured_once_for_every_position():
     """What a CUDA graph needs, checked on CPU by torch.compile: one graph with no break (no host sync such as
     .item() or a host-to-device copy) that serves every position without recompiling (no position read on the
     host and baked in)."""
@@ -97,11 +97,11 @@ def test_a_fixed_pass_can_be_captured_once_for_every_position(monkeypatch):
     passes = state.graphs
     p = passes._buffers(2, 4, True, gpt.device)
     step = torch.compile(passes._run, fullgraph=True, dynamic=False)
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    for start in (6, 7, 11):
-        p.start.fill_(start)
-        p.pick.fill_(2)
-        torch.testing.assert_close(step(p), passes._run(p))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for start in (6, 7, 11):
+            p.start.fill_(start)
+            p.pick.fill_(2)
+            torch.testing.assert_close(step(p), passes._run(p))
 
 
 @on_gpu

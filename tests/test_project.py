@@ -1,4 +1,4 @@
-"""gpt.project: the CPU layout choice for few-row products (decode steps); the project's registry metadata."""
+"""cpu_linear.project: the CPU layout choice for few-row products (decode steps); the project's registry metadata."""
 
 from pathlib import Path
 
@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gptimg_core import gpt as gpt_module
-from gptimg_core.gpt import STREAM_ROWS_BY_VENDOR, cpu_vendor, project
+from gptimg_core import cpu_linear
+from gptimg_core.cpu_linear import STREAM_ROWS_BY_VENDOR, cpu_vendor, project
 
 CPUINFO = "processor\t: 0\nvendor_id\t: {}\ncpu family\t: 6\nmodel name\t: Some CPU\n\nprocessor\t: 1\n"
 
@@ -20,7 +20,7 @@ def test_cpu_vendor_reads_the_vendor_id_line():
     assert STREAM_ROWS_BY_VENDOR.get(cpu_vendor("")) is None  # an unknown vendor gets F.linear only
 
 
-ONEDNN = range(5, 1 << 20) if gpt_module._has_onednn_linear() else range(0)
+ONEDNN = range(5, 1 << 20) if cpu_linear._has_onednn_linear() else range(0)
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 16, 17, 40])
@@ -29,9 +29,9 @@ ONEDNN = range(5, 1 << 20) if gpt_module._has_onednn_linear() else range(0)
     [(range(0), range(0)), (range(1, 17), range(0)), (range(8, 17), range(0)), (range(1, 5), ONEDNN)],
 )
 def test_project_equals_linear_in_every_layout(monkeypatch, rows, stream, onednn):
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
-    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", onednn)
-    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)  # the test's small weight takes the oneDNN path too
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", stream)
+    monkeypatch.setattr(cpu_linear, "ONEDNN_ROWS", onednn)
+    monkeypatch.setattr(cpu_linear, "ONEDNN_MIN_WEIGHT", 0)  # the test's small weight takes the oneDNN path too
     g = torch.Generator().manual_seed(rows)
     x, w = torch.randn(rows, 1, 48, generator=g), torch.randn(96, 48, generator=g)
     with torch.no_grad():
@@ -43,7 +43,7 @@ def test_project_equals_linear_in_every_layout(monkeypatch, rows, stream, onednn
 @pytest.mark.parametrize("stream", [range(0), range(1, 17)])
 def test_project_output_is_contiguous_and_takes_transposed_input(monkeypatch, stream):
     # A transposed output fed to the next product made MKL read that weight 6x slower (docs/performance.md).
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", stream)
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(48, 2, generator=g).T, torch.randn(96, 48, generator=g)  # x (2, 48), strides (1, 2)
     out = project(x, w)
@@ -54,9 +54,9 @@ def test_project_output_is_contiguous_and_takes_transposed_input(monkeypatch, st
 @pytest.mark.parametrize("rows", [1, 2, 5, 9])
 def test_project_trains_in_the_streaming_layout(monkeypatch, rows):
     # Outside no_grad the output must stay on autograd's tape (numpy's transpose and oneDNN are inference only).
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 5))
-    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", ONEDNN)
-    monkeypatch.setattr(gpt_module, "ONEDNN_MIN_WEIGHT", 0)
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", range(1, 5))
+    monkeypatch.setattr(cpu_linear, "ONEDNN_ROWS", ONEDNN)
+    monkeypatch.setattr(cpu_linear, "ONEDNN_MIN_WEIGHT", 0)
     g = torch.Generator().manual_seed(rows)
     x = torch.randn(rows, 48, generator=g)
     w = torch.randn(96, 48, generator=g, requires_grad=True)
@@ -70,8 +70,8 @@ def test_project_trains_in_the_streaming_layout(monkeypatch, rows):
 def test_project_picks_onednn_for_large_weights_and_many_rows(monkeypatch):
     from torch.profiler import profile
 
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", range(1, 5))
-    monkeypatch.setattr(gpt_module, "ONEDNN_ROWS", ONEDNN)
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", range(1, 5))
+    monkeypatch.setattr(cpu_linear, "ONEDNN_ROWS", ONEDNN)
 
     def ops(rows: int, out: int) -> set[str]:
         x, w = torch.randn(rows, 256), torch.randn(out, 256)
@@ -104,7 +104,7 @@ def test_project_compiles_with_dynamic_row_counts(monkeypatch, stream):
 
     if not can_compile():
         pytest.skip("torch.compile needs a C++ compiler on CPU")
-    monkeypatch.setattr(gpt_module, "STREAM_ROWS", stream)
+    monkeypatch.setattr(cpu_linear, "STREAM_ROWS", stream)
     torch._dynamo.reset()
     compiled = torch.compile(project, dynamic=True, fullgraph=True)
     w = torch.randn(96, 48)
