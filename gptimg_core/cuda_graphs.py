@@ -114,7 +114,8 @@ class GraphedPasses:
         ref = self._run(p)
         p.checked = True
         worst = float((replayed - ref).abs().max())
-        if not worst <= 1e-2 * (1 + float(ref.abs().max())):  # NaN fails too
+        tol = 1e-3 if self.state.gpt.tok_embeddings.weight.dtype == torch.float32 else 3e-2  # relative to the logits
+        if not worst <= tol * (1 + float(ref.abs().max())):  # NaN fails too
             self._give_up(f"a replayed pass differed from the uncaptured one by {worst:.3g}")
         return ref
 

@@ -31,7 +31,11 @@ def _spy_states(monkeypatch) -> list:
 
 
 def _same_tokens_everywhere(plain, fixed, cond, extra):
-    for kw in ({"top_k": 1}, {}, {"decoding": "sjd"}, {"decoding": "sjd", "window": 20}, {"cfg_interval": 5}):
+    settings = (
+        {"top_k": 1}, {}, {"cfg_interval": 5}, {"decoding": "sjd"}, {"decoding": "sjd", "window": 20},
+        {"decoding": "sjd", "cfg_interval": 5}, {"decoding": "jacobi"}, {"best_of": 3},
+    )  # fmt: skip
+    for kw in settings:
         runs = [generate(m, cond, generator=torch.Generator().manual_seed(3), **extra, **kw) for m in (plain, fixed)]
         assert torch.equal(*runs), kw
     codes = generate(plain, cond, generator=torch.Generator().manual_seed(4), **extra)
