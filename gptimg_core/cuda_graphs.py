@@ -92,20 +92,24 @@ class GraphedPasses:
         return s.gpt.step(p.tokens, pos, s.cache, s.key_ok, p.pick)
 
     def _record(self, p: _Pass) -> Tensor:
-        """Run the pass (on a side stream, as capture wants its kernels warmed up) and record it for later."""
+        """Run the pass (capture wants its kernels run once first) and record it, both on a side stream."""
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
+        graph = torch.cuda.CUDAGraph()
+        # capture_begin/end rather than torch.cuda.graph(), which syncs and empties the allocator's cache each capture
         with torch.cuda.stream(side):
             out = self._run(p)
+            try:
+                graph.capture_begin(capture_error_mode="thread_local")  # other threads (ComfyUI's) may use CUDA
+                try:
+                    p.out = self._run(p)
+                finally:
+                    graph.capture_end()
+            except RuntimeError as e:  # an op that cannot be captured: correct results without graphs
+                self._give_up(f"capturing a pass failed ({e})")
+                graph = None
         torch.cuda.current_stream().wait_stream(side)
         out.record_stream(torch.cuda.current_stream())  # read there next: its memory is not free before that
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                p.out = self._run(p)
-        except RuntimeError as e:  # an op that cannot be captured: correct results without graphs
-            self._give_up(f"capturing a pass failed ({e})")
-            return out
         p.graph = graph
         return out
 
