@@ -5,7 +5,9 @@ The built-in t2i and c2i at their recommended settings (the t2i keeps the likeli
 side by side; batch 1), then GPT-B with random weights (LlamaGen's c2i settings), for a few window sizes.
 Prints ratios; the README quotes a run.
 
-    python bench/sjd_speed.py [--images 8] [--windows 4 8 16 32] [--threads 2] [--skip-gpt-b] [--quick]
+    python bench/sjd_speed.py [--images 8] [--windows 4 8 16 32] [--threads 2] [--skip-gpt-b] [--device cuda] [--quick]
+
+On CUDA the passes replay from CUDA graphs (the default there).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def measure(model, cond: dict, decoding: str, window: int, images: int) -> tuple
         counted = Counted(model)
         t0 = time.perf_counter()
         generate(counted, **cond, seed=i, decoding=decoding, window=window)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
         times.append(time.perf_counter() - t0)
         passes.append(counted.passes)
     return statistics.mean(passes), statistics.median(times)
@@ -85,24 +89,29 @@ def main() -> None:
     ap.add_argument("--windows", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-gpt-b", action="store_true")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true", help="one image, one window, no GPT-B: checks the script runs")
     a = ap.parse_args()
     if a.quick:
         a.images, a.windows, a.skip_gpt_b = 1, [4], True
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {a.threads} threads, {a.images} images per setting, batch 1")
+    device = torch.device(a.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{a.threads} threads"
+    print(f"torch {torch.__version__}, {where}, {a.images} images per setting, batch 1")
     with torch.no_grad():
-        t2i, c2i = load_gpt(builtin_path("t2i")), load_gpt(builtin_path("c2i"))
+        t2i, c2i = load_gpt(builtin_path("t2i"), device=device), load_gpt(builtin_path("c2i"), device=device)
         te = load_text_encoder(builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num)
         feats, mask = te.encode([PROMPT])
-        compare("built-in t2i", t2i, {"cond": feats, "cond_mask": mask}, a.images, a.windows)
-        compare("built-in c2i", c2i, {"cond": torch.tensor([5])}, a.images, a.windows)
+        t2i_cond = {"cond": feats.to(device), "cond_mask": mask.to(device)}
+        compare("built-in t2i", t2i, t2i_cond, a.images, a.windows)
+        compare("built-in c2i", c2i, {"cond": torch.tensor([5], device=device)}, a.images, a.windows)
         if not a.skip_gpt_b:
             torch.manual_seed(0)
             dim, n_layer, n_head = GPT_PRESETS["B"]
             cfg = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, block_size=256, model_type="c2i", num_classes=1000)
-            gpt_b = GPT(cfg).eval()
-            compare("GPT-B (random weights)", gpt_b, {"cond": torch.tensor([207])}, max(1, a.images // 4), a.windows)
+            gpt_b = GPT(cfg).eval().to(device)
+            b_cond = {"cond": torch.tensor([207], device=device)}
+            compare("GPT-B (random weights)", gpt_b, b_cond, max(1, a.images // 4), a.windows)
 
 
 if __name__ == "__main__":
