@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CUDA path on a machine with a GPU: the CUDA graph tests, decode speed of a GPT-B (fp32, bf16, fp16) against the
-# bandwidth floor, with and without CUDA graphs, SJD against plain decoding, the built-in model's evaluation in each precision on the GPU (the same seeds as on
-# the CPU, so the rates compare with the README's), and the README's main job on the GPU.
+# The CUDA path on a machine with a GPU: the CUDA graph tests; decode speed of a GPT-B (fp32, bf16, fp16)
+# against the bandwidth floor, with and without CUDA graphs; SJD against plain decoding; the built-in model's
+# evaluation in each precision on the GPU (the same seeds as on the CPU, so the rates compare with the
+# README's); and the README's main job on the GPU.
 #   [DTYPES="fp32 bf16"] bash bench/cuda_check.sh [OUTDIR]
 set -euo pipefail
 out=${1:-cuda_check}
