@@ -17,15 +17,18 @@ ONEDNN_ROWS_BY_VENDOR = {"AuthenticAMD": range(5, 1 << 20)}
 ONEDNN_MIN_WEIGHT = 1 << 17  # elements: below this oneDNN's fixed cost per call outweighs its faster read
 
 
+def read_cpuinfo() -> str:
+    """The start of /proc/cpuinfo (the first CPU's lines); "" where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read(1 << 16)
+    except OSError:
+        return ""
+
+
 def cpu_vendor(cpuinfo: str | None = None) -> str:
     """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...) from /proc/cpuinfo; "" where unknown."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read(1 << 16)
-        except OSError:
-            return ""
-    for line in cpuinfo.splitlines():
+    for line in (read_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "vendor_id":
             return value.strip()

@@ -14,7 +14,7 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from . import gpt as gpt_module
+from .cpu_linear import Linear, read_cpuinfo
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Int8Linear(nn.Module):
 
 def quantize_int8(model: nn.Module) -> nn.Module:
     """Put a model in bf16 and replace each of its gpt.Linear layers by an Int8Linear, in place; returns it."""
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, gpt_module.Linear)]
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
     bad = [f"{name} ({m.in_features})" for name, m in layers if m.in_features % INT8_K_MULTIPLE]
     if bad:
         raise ValueError(
@@ -62,11 +62,6 @@ def is_int8(model: nn.Module) -> bool:
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read(1 << 16)
-        except OSError:
-            return False
-    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    lines = (read_cpuinfo() if cpuinfo is None else cpuinfo).splitlines()
+    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
     return "avx512_bf16" in flags or "amx_bf16" in flags
