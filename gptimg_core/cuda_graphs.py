@@ -55,6 +55,7 @@ class GraphedPasses:
         self.replays = 0  # passes served by a replayed graph (tests, benches)
 
     def serves(self, n: int) -> bool:
+        """Whether a pass of n tokens goes through here (else the plain, uncaptured pass)."""
         return n <= BUCKETS[-1] and self.state.gpt.cuda_graphs is not False
 
     def __call__(self, tokens: Tensor, start: int, last_only: bool) -> Tensor:
