@@ -4,8 +4,8 @@ On a GPU a decode step is a few hundred small kernels, each launched from Python
 GPU, set the step's time. A CUDA graph records the kernels of one pass once and replays them in one call.
 A recorded pass has fixed sizes and fixed buffers, so it is `GPT.step`: tokens padded to a bucket length,
 positions read from a device tensor, attention over the whole (zeroed) cache under a mask made on the device.
-torch.cuda.CUDAGraph is used directly rather than torch.compile's "reduce-overhead": a capture takes
-milliseconds where a compile takes a minute, and it needs no compiler. Each graph's first replay is checked
+torch.cuda.CUDAGraph is used directly rather than torch.compile's "reduce-overhead": a capture records one
+pass as it runs, with no compiler and no compile time. Each graph's first replay is checked
 against an uncaptured pass; a mismatch or a failed capture turns graphs off for the model, with a warning.
 Prefills and passes longer than the largest bucket (kept runs of inpainting) run uncaptured.
 """
