@@ -87,6 +87,25 @@ def test_graphs_are_wanted_on_cuda_alone_unless_asked():
     assert not state.graphs.serves(1)
 
 
+def test_a_replay_that_differs_from_its_pass_turns_graphs_off_and_returns_the_right_logits(caplog):
+    """The first-replay check (the safety net of a captured graph), fed what a broken graph would give."""
+    gpt = tiny_gpt("c2i")
+    gpt.cuda_graphs = True
+    state = gpt.start(gpt.condition(torch.tensor([2]), None, None, None, guided=True, where="test"))
+    state.prefill()
+    passes = state.graphs
+    tokens = torch.tensor([[5], [5]])
+    good = passes(tokens, state.T, True)  # records the pass's buffers (uncaptured here)
+    p = passes.passes[(2, 1, True)]
+    assert torch.equal(passes._check(p, good), good) and gpt.cuda_graphs is True  # an equal replay passes
+    p.checked = False
+    with caplog.at_level("WARNING", logger="gptimg_core.cuda_graphs"):
+        out = passes._check(p, good + 1.0)  # a replay off by one logit everywhere
+    assert torch.equal(out, good)  # the uncaptured pass's logits are what the decoder gets
+    assert gpt.cuda_graphs is False and not passes.passes and not passes.serves(1)
+    assert "CUDA graphs turned off for this model: a replayed pass differed" in caplog.text
+
+
 @pytest.mark.slow  # compiles: seconds
 @pytest.mark.skipif(not compiled.can_compile(), reason="torch.compile needs a C++ compiler on CPU")
 def test_a_fixed_pass_can_be_captured_once_for_every_position():
