@@ -43,7 +43,7 @@ def compare(name: str, kind: str, cond: dict, images: int, decoding: str = "ar")
             times[label].append(time.perf_counter() - t)
         same = same and torch.equal(out["eager"], out["compiled"])
     e, c = (1000 * statistics.median(times[k]) for k in ("eager", "compiled"))
-    paid = f"after {first * 1000 / (e - c):.0f} images" if e > c else "never"
+    paid = f"after {(first * 1000 - e) / (e - c):.0f} images" if e > c else "never"  # the first also made an image
     print(
         f"{name}: first compiled generation {first:.1f} s; {e:.1f} ms/image eager, {c:.1f} compiled: {e / c:.2f}x; "
         f"same tokens: {'yes' if same else 'no'}; the compile pays {paid}"

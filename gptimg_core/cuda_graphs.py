@@ -52,7 +52,7 @@ class GraphedPasses:
     def __init__(self, state, *, capture: bool) -> None:
         self.state, self.capture = state, capture
         self.passes: dict[tuple[int, int, bool], _Pass] = {}
-        self.replays = 0  # passes served by a replayed graph (tests, benches)
+        self.replays = 0  # passes served by a replayed graph (read by the tests)
 
     def serves(self, n: int) -> bool:
         """Whether a pass of n tokens goes through here (else the plain, uncaptured pass)."""

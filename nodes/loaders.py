@@ -110,7 +110,7 @@ class LoadModel(io.ComfyNode):
                     default=False,
                     optional=True,  # workflows saved before this input existed still load and run uncompiled
                     tooltip="torch.compile a LlamaGen GPT's decode steps on the CPU: faster steps after a compile of "
-                    "tens of seconds in the first generation (README, Performance). Needs a C++ compiler (g++); no "
+                    "seconds to a minute in the first generation (README, Performance). Needs a C++ compiler (g++); no "
                     "effect on a GPU.",
                 ),
             ],
