@@ -41,6 +41,8 @@ class Counted:
         state, outer = self.model.start(cond), self
 
         class State:
+            per_row_positions = state.per_row_positions
+
             def prefill(self):
                 outer.passes += 1
                 return state.prefill()

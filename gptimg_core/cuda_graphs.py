@@ -39,7 +39,7 @@ class _Pass:
     """One pass shape's input buffers, its graph (None uncaptured) and its output."""
 
     tokens: Tensor  # (R, T) long
-    start: Tensor  # (1,) long: the first row's position
+    start: Tensor  # (R,) long: each row's first token's position
     pick: Tensor | None  # (1,) long: the row whose logits a last-only pass returns
     graph: torch.cuda.CUDAGraph | None = None
     out: Tensor | None = None
@@ -58,8 +58,9 @@ class GraphedPasses:
         """Whether a pass of n tokens goes through here (else the plain, uncaptured pass)."""
         return n <= BUCKETS[-1] and self.state.gpt.cuda_graphs is not False
 
-    def __call__(self, tokens: Tensor, start: int, last_only: bool) -> Tensor:
-        """tokens (R, n) at sequence positions start.. -> fp32 logits (R, n, V), or (R, 1, V) when last_only."""
+    def __call__(self, tokens: Tensor, start: int | Tensor, last_only: bool) -> Tensor:
+        """tokens (R, n) at sequence positions start.. (every row's, or each row's (R,)) -> fp32 logits (R, n, V),
+        or (R, 1, V) when last_only."""
         R, n = tokens.shape
         T = next(b for b in BUCKETS if b >= n)
         key = (R, T, last_only)
@@ -67,7 +68,10 @@ class GraphedPasses:
         if p is None:
             p = self.passes[key] = self._buffers(R, T, last_only, tokens.device)
         p.tokens[:, :n] = tokens  # rows past n keep whatever they held: their outputs are never read
-        p.start.fill_(start)
+        if isinstance(start, Tensor):
+            p.start.copy_(start)
+        else:
+            p.start.fill_(start)
         if p.pick is not None:
             p.pick.fill_(n - 1)
         if not self.capture:
@@ -85,11 +89,11 @@ class GraphedPasses:
     def _buffers(self, R: int, T: int, last_only: bool, device: torch.device) -> _Pass:
         zeros = torch.zeros  # any token id is valid in a padding row
         pick = zeros(1, dtype=torch.long, device=device) if last_only else None
-        return _Pass(zeros(R, T, dtype=torch.long, device=device), zeros(1, dtype=torch.long, device=device), pick)
+        return _Pass(zeros(R, T, dtype=torch.long, device=device), zeros(R, dtype=torch.long, device=device), pick)
 
     def _run(self, p: _Pass) -> Tensor:
         s = self.state
-        pos = p.start + torch.arange(p.tokens.shape[1], device=p.start.device)  # (T,)
+        pos = p.start[:, None] + torch.arange(p.tokens.shape[1], device=p.start.device)  # (R, T)
         return s.gpt.step(p.tokens, pos, s.cache, s.key_ok, p.pick)
 
     def _record(self, p: _Pass) -> Tensor:

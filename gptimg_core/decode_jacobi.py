@@ -41,8 +41,8 @@ def decode_jacobi(req: Request, callback: Callback | None = None, observe: Obser
         a, moving, p, guided = window_pass(req, state, seq, n, guided)  # p (B, L, V)
         L = p.shape[1]
         for r in moving:
-            cols = torch.arange(n[r], min(a + L + 1, N), device=device)  # positions this pass predicts for row r
-            target = _pick(p[r, cols - a - 1], noise, cols, r)  # what the seeded sampler draws there
+            cols = torch.arange(n[r], min(a[r] + L + 1, N), device=device)  # positions this pass predicts for row r
+            target = _pick(p[r, cols - a[r] - 1], noise, cols, r)  # what the seeded sampler draws there
             target = torch.where(keep[r, cols], seq[r, cols], target)
             differs = (target != seq[r, cols]).nonzero()
             seq[r, cols] = target  # accepted ones unchanged; the rest are the next pass's drafts

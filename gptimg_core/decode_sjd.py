@@ -47,9 +47,9 @@ def decode_sjd(req: Request, callback: Callback | None = None, observe: Observer
         u = req.draws.uniform((B, W), device, need)  # one per draft
         noise = req.draws.exponential((B, W + 1, V), device, need)  # one draw to mend or extend, W to re-draft
         for r in moving:
-            n[r] = _verify(seq, q, keep[r], p[r], u[r], noise[r, 0], r, n[r], min(n[r] + W, N), a)
+            n[r] = _verify(seq, q, keep[r], p[r], u[r], noise[r, 0], r, n[r], min(n[r] + W, N), a[r])
             if n[r] < N:
-                _draft(seq, q, keep[r], r, n[r], p[r], noise[r, 1:], a=a)
+                _draft(seq, q, keep[r], r, n[r], p[r], noise[r, 1:], a=a[r])
         if callback is not None:
             callback(min(n), N, seq[:, : min(n)])
     if observe is not None:

@@ -50,44 +50,63 @@ class Request:
         return tokens if self.keep is None else torch.where(self.keep, self.known, tokens)
 
 
-def guided_logits(raw: Tensor, batch: int, opts: SamplingOptions, start: int, total: int) -> Tensor:
-    """raw (R, L, V) for image positions start..start+L-1, [cond; null] rows (R = 2B) or cond rows alone
-    -> the logits (B, L, V) the tokens are drawn from, each position at its own CFG scale."""
+def guided_logits(raw: Tensor, batch: int, opts: SamplingOptions, start: int | list[int], total: int) -> Tensor:
+    """raw (R, L, V) for image positions start..start+L-1 (row b's from start[b] when a list), [cond; null] rows
+    (R = 2B) or cond rows alone -> the logits (B, L, V) the tokens are drawn from, each position at its own
+    CFG scale."""
     if raw.shape[0] != 2 * batch:
         return raw
     cond, null = raw[:batch], raw[batch:]
-    scales = [opts.guidance(start + j, total) for j in range(raw.shape[1])]
-    if all(s is None for s in scales):
+    starts = [start] if isinstance(start, int) else start
+    scales = [[opts.guidance(s + j, total) for j in range(raw.shape[1])] for s in starts]  # (1 or B, L)
+    if all(s is None for row in scales for s in row):
         return cond
-    scale = torch.tensor([1.0 if s is None else s for s in scales], device=raw.device).view(1, -1, 1)
-    off = torch.tensor([s is None for s in scales], device=raw.device).view(1, -1, 1)
-    return torch.where(off, cond, null + (cond - null) * scale)  # as guide() computes it, position by position
+    scale = torch.tensor([[1.0 if s is None else s for s in row] for row in scales], device=raw.device)
+    off = torch.tensor([[s is None for s in row] for row in scales], device=raw.device)
+    # as guide() computes it, position by position
+    return torch.where(off[..., None], cond, null + (cond - null) * scale[..., None])
 
 
-# How far ahead of the slowest row a row of a window decoder may run before it sits a pass out, in windows.
+# Where rows cannot be fed at their own positions: how far ahead of the slowest row a row of a window decoder
+# may run before it sits a pass out, in windows.
 MAX_SPREAD_WINDOWS = 1
 
 
 def window_pass(
     req: Request, state: DecodeState, seq: Tensor, n: list[int], guided: bool
-) -> tuple[int, list[int], Tensor, bool]:
-    """One pass of a window decoder (sjd, jacobi): feed seq (B, N), each row's accepted tokens then its drafts,
-    from the slowest row's last accepted token a. n: each row's accepted count. -> (a, the rows whose window of
-    opts.window drafts the pass covers, target probabilities (B, L, V) whose column j is position a + j + 1,
-    whether the null half still runs)."""
+) -> tuple[list[int], list[int], Tensor, bool]:
+    """One pass of a window decoder (sjd, jacobi): feed seq (B, N), each row's last accepted token and its
+    window of opts.window drafts. n: each row's accepted count. -> (each row's first fed position a_r, the rows
+    whose window the pass covers, target probabilities (B, L, V) whose column j of row r is position
+    a_r + j + 1, whether the null half still runs).
+
+    Where the state takes rows at their own positions, each row feeds its own window (a_r = n_r - 1, moved back
+    near the end so that the window stays inside the grid); otherwise every row feeds from the slowest row's
+    last accepted token, and a row too far ahead sits the pass out."""
     opts, N, B, W = req.opts, req.num_tokens, req.batch, req.opts.window
-    a = min(n) - 1
-    if guided and opts.guidance(a + 1, N) is None:
+    if guided and opts.guidance(min(n), N) is None:
         guided = False  # guidance is over for every position still to verify: drop the null half
         state.keep_rows(B)
-    ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
-    limit = a + 1 + (1 + MAX_SPREAD_WINDOWS) * W
-    moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
-    L = max(ends[r] for r in moving) - a  # fed positions a .. a + L - 1
-    fed = seq[:, a : a + L]
-    raw = state.feed(torch.cat([fed, fed]) if guided else fed, a)  # (R, L, V): [:, j] predicts a + j + 1
+    if state.per_row_positions:
+        L = min(W + 1, N)
+        a = [min(k - 1, N - L) for k in n]  # finished rows feed their last tokens again: the same keys
+        moving = [r for r in range(B) if n[r] < N]
+        starts = torch.tensor(a, device=seq.device)
+        fed = seq.gather(1, starts[:, None] + torch.arange(L, device=seq.device))  # (B, L)
+        if len(set(a)) == 1:  # one start for all: the family's plain pass
+            at: int | Tensor = a[0]
+        else:
+            at = torch.cat([starts, starts]) if guided else starts
+    else:
+        a0 = min(n) - 1
+        ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
+        limit = a0 + 1 + (1 + MAX_SPREAD_WINDOWS) * W
+        moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
+        L = max(ends[r] for r in moving) - a0  # fed positions a0 .. a0 + L - 1
+        a, fed, at = [a0] * B, seq[:, a0 : a0 + L], a0
+    raw = state.feed(torch.cat([fed, fed]) if guided else fed, at)  # (R, L, V): [r, j] predicts a_r + j + 1
     req.passes += 1
-    return a, moving, probabilities(guided_logits(raw, B, opts, a + 1, N), opts), guided
+    return a, moving, probabilities(guided_logits(raw, B, opts, [s + 1 for s in a], N), opts), guided
 
 
 def replay(req: Request, tokens: Tensor, observe: Observer, chunk: int = 64) -> None:

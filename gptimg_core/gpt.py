@@ -47,20 +47,21 @@ def rope_2d(cfg: GPTConfig) -> Tensor:
 
 
 def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
-    """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2), computed in fp32.
+    """Rotate interleaved pairs (x[2j], x[2j+1]). x (B, T, H, D), rope (T, D/2, 2) or per row (B, T, D/2, 2),
+    computed in fp32.
 
     Pair j becomes (x0 cos - x1 sin, x1 cos + x0 sin), each product rounded as in LlamaGen's stacked formula.
     """
     xs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, T, H, D/2, 2)
-    r = rope.view(1, xs.shape[1], 1, xs.shape[3], 2)
+    r = rope.view(-1, xs.shape[1], 1, xs.shape[3], 2)  # (1 or B, T, 1, D/2, 2)
     sin = torch.cat([-r[..., 1:], r[..., 1:]], dim=-1)  # (1, T, 1, D/2, 2): (-sin, sin), no host tensor to copy
     out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
 
 
 class KVCache:
-    """Preallocated keys and values of every layer: (B, kv_heads, max_len, head_dim) each. zeroed: for passes
-    that attend over the whole cache (GPT.step), where a masked key must still be a finite number."""
+    """Preallocated keys and values of every layer: (B, kv_heads, max_len, head_dim) each, zeroed: passes that
+    attend over the whole cache (GPT.step) mask keys not yet written, and a masked key must still be finite."""
 
     def __init__(
         self,
@@ -70,12 +71,10 @@ class KVCache:
         *,
         device: torch.device,
         dtype: torch.dtype,
-        zeroed: bool = False,
     ):
         shape = (batch, cfg.kv_heads, max_len, cfg.head_dim)
-        new = torch.zeros if zeroed else torch.empty
-        self.k = [new(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.v = [new(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.batch, self.max_len = batch, max_len
 
     def keep(self, rows: slice) -> None:
@@ -104,13 +103,13 @@ def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
 
 
 def fixed_mask(key_ok: Tensor | None, pos: Tensor, S: int) -> Tensor:
-    """attention_mask's rule for rows at positions pos (n,) (a device tensor) over a whole cache of S keys:
-    bool (B or 1, 1, n, S), made on the device so that a captured pass serves every position."""
+    """attention_mask's rule for n new tokens at positions pos (B or 1, n) (a device tensor) over a whole cache
+    of S keys: bool (B or 1, 1, n, S), made on the device so that a captured pass serves every position."""
     k = torch.arange(S, device=pos.device)
-    q = pos[:, None]  # (n, 1)
+    q = pos[:, None, :, None]  # (B or 1, 1, n, 1)
     if key_ok is None:
-        return (k <= q)[None, None]  # (1, 1, n, S)
-    return ((k <= q) & key_ok[..., :S]) | (k == q)  # (B, 1, n, S)
+        return k <= q
+    return ((k <= q) & key_ok[..., :S]) | (k == q)
 
 
 class Attention(nn.Module):
@@ -129,8 +128,9 @@ class Attention(nn.Module):
         v_cache: Tensor | None,
         mask: Tensor | None,
     ) -> Tensor:
-        """start: the first row's position, or every row's positions (T,) as a tensor for a fixed-size pass
-        (GPT.step), which writes those cache rows and attends over the whole cache under an explicit mask."""
+        """start: the first token's position; or, for a fixed-size pass (GPT.step), a tensor (B * nkv * T,) of
+        where each new key goes in the cache flattened to (B * nkv * max_len, hd): such a pass writes those rows
+        and attends over the whole cache under an explicit mask."""
         B, T, _ = x.shape
         nh, nkv, hd = self.n_head, self.n_kv, self.hd
         qkv = self.wqkv(x)  # (B, T, (nh + 2 nkv) hd)
@@ -138,8 +138,8 @@ class Attention(nn.Module):
         q, k = qk[:, :, :nh].transpose(1, 2), qk[:, :, nh:].transpose(1, 2)  # (B, nh, T, hd), (B, nkv, T, hd)
         v = qkv[..., (nh + nkv) * hd :].view(B, T, nkv, hd).transpose(1, 2)  # (B, nkv, T, hd)
         if isinstance(start, Tensor):
-            k_cache.index_copy_(2, start, k)
-            v_cache.index_copy_(2, start, v)
+            k_cache.view(-1, hd).index_copy_(0, start, k.reshape(-1, hd))  # each batch row at its own positions
+            v_cache.view(-1, hd).index_copy_(0, start, v.reshape(-1, hd))
             k, v = k_cache, v_cache  # (B, nkv, max_len, hd)
         elif k_cache is not None:
             k_cache[:, :, start : start + T] = k
@@ -310,9 +310,9 @@ class GPT(nn.Module):
             return torch.tensor(self.cfg.num_classes, device=self.tok_embeddings.weight.device)
         return self.cls_embedding.uncond_embedding
 
-    def new_cache(self, batch: int, max_len: int | None = None, *, zeroed: bool = False) -> KVCache:
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
         w = self.tok_embeddings.weight
-        return KVCache(self.cfg, batch, max_len or self.seq_len, device=w.device, dtype=w.dtype, zeroed=zeroed)
+        return KVCache(self.cfg, batch, max_len or self.seq_len, device=w.device, dtype=w.dtype)
 
     @property
     def seq_len(self) -> int:
@@ -368,15 +368,19 @@ class GPT(nn.Module):
 
     def step(self, tokens: Tensor, pos: Tensor, cache: KVCache, key_ok: Tensor | None, pick: Tensor | None) -> Tensor:
         """forward with every size fixed and every position a tensor, so one captured CUDA graph serves each
-        position (cuda_graphs.py): image tokens (B, T) at sequence positions pos (T,), attending over the whole
-        (zeroed) cache; key_ok (B, 1, 1, cache.max_len) or None. -> fp32 logits (B, T, V), or (B, 1, V) of the
-        row at index pick (1,)."""
+        position (cuda_graphs.py), and each batch row may sit at its own positions: image tokens (B, T) at
+        sequence positions pos (B or 1, T), attending over the whole (zeroed) cache; key_ok (B, 1, 1,
+        cache.max_len) or None. -> fp32 logits (B, T, V), or (B, 1, V) of the token at index pick (1,)."""
         h = self.tok_embeddings(tokens)  # (B, T, dim)
         table = self.rope_table()
-        rope = table.index_select(0, pos.clamp(max=table.shape[0] - 1))  # padding rows past the end: any angle
+        at = pos.flatten().clamp(max=table.shape[0] - 1)  # padding tokens past the end: any angle
+        rope = table.index_select(0, at).view(*pos.shape, *table.shape[1:])  # (B or 1, T, D/2, 2)
         mask = fixed_mask(key_ok, pos, cache.max_len)
+        B, T, S = tokens.shape[0], tokens.shape[1], cache.max_len
+        heads = torch.arange(B * self.cfg.kv_heads, device=pos.device).view(B, -1, 1)  # (B, nkv, 1)
+        rows = (heads * S + pos.expand(B, T)[:, None, :]).flatten()  # (B * nkv * T,) in the flattened cache
         for i, layer in enumerate(self.layers):
-            h = layer(h, rope, pos, cache.k[i], cache.v[i], mask)
+            h = layer(h, rope, rows, cache.k[i], cache.v[i], mask)
         if pick is not None:
             h = h.index_select(1, pick)
         return self.output(self.norm(h)).float()
@@ -385,14 +389,17 @@ class GPT(nn.Module):
 class GPTState:
     """A decode state of the GPT (token_model.DecodeState): condition rows first, then image tokens, on a KVCache."""
 
+    per_row_positions = True  # feed takes each row's own t (GPT.step's form)
+
     def __init__(self, gpt: GPT, cond: Condition) -> None:
         self.gpt, self.cond = gpt, cond
         # the passes after the prefill: compiled where the model asks for it (compiled.py; CPU only)
         self.forward = compiled.decode_step(gpt) if gpt.compile_steps and gpt.device.type == "cpu" else gpt
         self.rows = cond.rows.shape[0]
-        fixed = cuda_graphs.wanted(gpt)  # short passes of fixed size, replayed from CUDA graphs on CUDA
-        self.cache = gpt.new_cache(self.rows, gpt.cache_len, zeroed=fixed)
-        self.graphs = cuda_graphs.GraphedPasses(self, capture=gpt.device.type == "cuda") if fixed else None
+        self.cache = gpt.new_cache(self.rows, gpt.cache_len)
+        # short passes of fixed size, replayed from CUDA graphs on CUDA
+        wanted = cuda_graphs.wanted(gpt)
+        self.graphs = cuda_graphs.GraphedPasses(self, capture=gpt.device.type == "cuda") if wanted else None
         self.T = gpt.cfg.cls_token_num
         self.key_ok = None  # (R, 1, 1, max_len): padding of the condition is never attended to
         if cond.mask is not None:
@@ -403,11 +410,16 @@ class GPTState:
         mask = attention_mask(self.key_ok, 0, self.T)
         return self.gpt(None, 0, cond=self.cond.rows, cache=self.cache, mask=mask, last_only=True)[:, -1]
 
-    def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
-        start = self.T + t
-        if self.graphs is not None and self.graphs.serves(tokens.shape[1]):
+    def feed(self, tokens: Tensor, t: int | Tensor, *, last_only: bool = False) -> Tensor:
+        start = self.T + t  # an int, or each row's (R,)
+        n = tokens.shape[1]
+        if self.graphs is not None and self.graphs.serves(n):
             return self.graphs(tokens, start, last_only)
-        mask = attention_mask(self.key_ok, start, tokens.shape[1])
+        if isinstance(start, Tensor):
+            pos = start[:, None] + torch.arange(n, device=start.device)  # (R, n)
+            pick = torch.tensor([n - 1], device=start.device) if last_only else None
+            return self.gpt.step(tokens, pos, self.cache, self.key_ok, pick)
+        mask = attention_mask(self.key_ok, start, n)
         return self.forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 
     def keep_rows(self, n: int) -> None:

@@ -164,6 +164,8 @@ class OnnxState:
     (R, nkv, S, hd) as the last run returned them, kept as onnxruntime values (never copied to numpy on the
     way back in); feeding at t runs on the first cls + t of them."""
 
+    per_row_positions = False  # the exported pass takes one start for every row
+
     def __init__(self, model: OnnxGPT, cond: Condition) -> None:
         self.model = model
         rows = cond.rows.detach().cpu()

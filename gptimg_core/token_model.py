@@ -58,13 +58,17 @@ class DecodeState(Protocol):
     """One generation's KV cache over a Condition's rows. Feeding at image position t overwrites whatever
     an earlier call left at positions >= t (how speculative decoding rewinds)."""
 
+    # Whether feed takes each row at its own positions (t a (R,) LongTensor): window decoders then feed every
+    # row's own window in one pass instead of a span that covers all rows' windows from the slowest row's.
+    per_row_positions: bool
+
     def prefill(self) -> Tensor:
         """Feed the condition rows -> fp32 logits (R, V) predicting image position 0."""
         ...
 
-    def feed(self, tokens: Tensor, t: int, *, last_only: bool = False) -> Tensor:
-        """Feed image tokens (R, n) at positions t..t+n-1 -> fp32 logits (R, n, V); [:, j] predicts t+j+1.
-        last_only: (R, 1, V), the last position's alone."""
+    def feed(self, tokens: Tensor, t: int | Tensor, *, last_only: bool = False) -> Tensor:
+        """Feed image tokens (R, n) at positions t..t+n-1 (row r at t[r].. when t is a tensor) -> fp32 logits
+        (R, n, V); [:, j] predicts t+j+1. last_only: (R, 1, V), the last position's alone."""
         ...
 
     def keep_rows(self, n: int) -> None:

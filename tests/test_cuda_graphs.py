@@ -33,7 +33,8 @@ def _spy_states(monkeypatch) -> list:
 def _same_tokens_everywhere(plain, fixed, cond, extra):
     settings = (
         {"top_k": 1}, {}, {"cfg_interval": 5}, {"decoding": "sjd"}, {"decoding": "sjd", "window": 20},
-        {"decoding": "sjd", "cfg_interval": 5}, {"decoding": "jacobi"}, {"best_of": 3},
+        {"decoding": "sjd", "cfg_interval": 5}, {"decoding": "sjd", "window": 3}, {"decoding": "jacobi"},
+        {"decoding": "jacobi", "window": 1}, {"best_of": 3},
     )  # fmt: skip
     for kw in settings:
         runs = [generate(m, cond, generator=torch.Generator().manual_seed(3), **extra, **kw) for m in (plain, fixed)]

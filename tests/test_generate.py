@@ -33,6 +33,31 @@ def test_kv_cached_decoding_equals_full_forward(kind, n_kv):
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind,graphs", [("c2i", False), ("t2i", False), ("t2i", True)])
+def test_rows_fed_at_their_own_positions_get_the_logits_each_would_get_alone(kind, graphs):
+    gpt = tiny_gpt(kind, n_kv_head=2)
+    gpt.cuda_graphs = graphs  # True: through the fixed-size passes (uncaptured off CUDA)
+    cond, mask = (torch.tensor([1, 7, 4]), None) if kind == "c2i" else caption(3, [2, 5, 6])
+    rows = gpt.condition(cond, mask, None, None, guided=False, where="test")
+    tokens = torch.randint(0, 64, (3, 16))
+    together = gpt.start(rows)
+    alone = [gpt.start(gpt.condition(cond[r : r + 1], None if mask is None else mask[r : r + 1], None, None,
+                                     guided=False, where="test")) for r in range(3)]  # fmt: skip
+    torch.testing.assert_close(together.prefill(), torch.cat([s.prefill() for s in alone]))
+    with torch.no_grad():
+        together.feed(tokens[:, :6], 0)
+        for r, s in enumerate(alone):
+            s.feed(tokens[r : r + 1, :6], 0)
+        # each row at its own offset, rewinds included (row 2 goes back to 1): a feed overwrites what lies after
+        for starts in ([5, 2, 4], [6, 3, 1], [9, 5, 2]):
+            fed = torch.stack([tokens[r, t : t + 4] for r, t in enumerate(starts)])
+            got = together.feed(fed, torch.tensor(starts))
+            want = torch.cat([alone[r].feed(fed[r : r + 1], t) for r, t in enumerate(starts)])
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            last = together.feed(fed, torch.tensor(starts), last_only=True)
+            torch.testing.assert_close(last, want[:, -1:], atol=1e-5, rtol=1e-5)
+
+
 def test_same_seed_same_tokens_and_independent_of_global_rng():
     gpt = tiny_gpt("c2i")
     a = generate(gpt, torch.tensor([3, 4]), generator=torch.Generator().manual_seed(11))

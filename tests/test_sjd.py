@@ -9,11 +9,22 @@ import torch
 
 from gptimg_core import decode_sjd, generate, inpaint
 from gptimg_core.decoding import Request, replay, run
+from gptimg_core.gpt import GPTState
 from gptimg_core.sampling import Draws, SamplingOptions, probabilities
 
 from tiny import caption, tiny_gpt
 
 
+@pytest.fixture(params=[True, False], ids=["own positions", "one span"])
+def row_positions(request, monkeypatch):
+    """The two ways a window decoder feeds a batch: each row's window at the row's own positions (the GPT's
+    states), or one span from the slowest row that covers every window (a family whose cache has one fill
+    mark, such as Janus). Both run here on the GPT."""
+    monkeypatch.setattr(GPTState, "per_row_positions", request.param)
+    return request.param
+
+
+@pytest.mark.usefixtures("row_positions")
 @pytest.mark.parametrize("kind,cfg,window", [("c2i", 1.0, 4), ("c2i", 3.0, 1), ("c2i", 3.0, 16), ("t2i", 2.0, 5)])
 def test_greedy_sjd_gives_the_plain_samplers_tokens(kind, cfg, window):
     gpt = tiny_gpt(kind)
@@ -68,6 +79,7 @@ def _mean_logprob_gap(gpt, opts: SamplingOptions, n: int, seed: int) -> float:
     return abs(float(logp[index].mean()) - mean) / (sd / math.sqrt(n))
 
 
+@pytest.mark.usefixtures("row_positions")
 @pytest.mark.parametrize("cfg,top_k,temperature", [(1.0, 0, 1.0), (2.5, 0, 1.0), (2.0, 4, 0.8)])
 def test_sjd_draws_follow_the_plain_samplers_distribution(cfg, top_k, temperature):
     gpt = tiny_gpt("c2i", grid=2, vocab=6, seed=3)
@@ -100,6 +112,7 @@ def test_sjd_needs_fewer_passes_when_drafts_are_good():
     assert sjd.passes <= 5  # prefill, a pass that mends the first draft, then 8 + 1 tokens a pass
 
 
+@pytest.mark.usefixtures("row_positions")
 @pytest.mark.parametrize("decoding", ["ar", "sjd"])
 def test_inpainting_keeps_every_kept_token(decoding):
     gpt = tiny_gpt("t2i")
@@ -114,7 +127,8 @@ def test_inpainting_keeps_every_kept_token(decoding):
     )
 
 
-@pytest.mark.parametrize("decoding", ["ar", "sjd"])
+@pytest.mark.usefixtures("row_positions")
+@pytest.mark.parametrize("decoding", ["ar", "sjd", "jacobi"])
 @pytest.mark.parametrize("candidates", [1, 3])
 def test_image_i_of_a_batch_is_the_batch_of_one_with_seed_plus_i(decoding, candidates):
     gpt = tiny_gpt("c2i")
@@ -123,6 +137,30 @@ def test_image_i_of_a_batch_is_the_batch_of_one_with_seed_plus_i(decoding, candi
     batch = generate(gpt, labels, seed=10, **kw)
     for i in range(3):
         assert torch.equal(batch[i], generate(gpt, labels[i : i + 1], seed=10 + i, **kw)[0])
+
+
+@pytest.mark.parametrize("decoding", ["sjd", "jacobi"])
+def test_rows_at_their_own_positions_draw_the_same_tokens_from_fewer_fed_tokens(decoding, monkeypatch):
+    gpt = tiny_gpt("t2i", grid=6)
+    feats, mask = caption(4, [2, 3, 5, 6])
+    widths, real = [], GPTState.feed
+
+    def feed(self, tokens, t, **kw):
+        widths.append((tokens.shape[1], torch.is_tensor(t)))
+        return real(self, tokens, t, **kw)
+
+    monkeypatch.setattr(GPTState, "feed", feed)
+    kw = dict(cond_mask=mask, cfg_scale=2.0, cfg_interval=20, decoding=decoding, window=4, seed=3)
+    runs, fed = [], []
+    for own in (True, False):
+        monkeypatch.setattr(GPTState, "per_row_positions", own)
+        widths.clear()
+        runs.append(generate(gpt, feats, **kw))
+        fed.append(sum(w for w, _ in widths))
+        if own:  # every pass a window of 4 drafts after each row's last accepted token, rows apart in most
+            assert {w for w, _ in widths} == {5} and sum(apart for _, apart in widths) > len(widths) / 2
+    assert torch.equal(*runs)  # each row's draws depend on the row alone
+    assert fed[0] < fed[1]
 
 
 def test_inpainting_batches_are_reproducible_per_image_too():

@@ -180,6 +180,8 @@ class JanusState:
     which causality already hides.
     """
 
+    per_row_positions = False  # one fill mark for every row
+
     def __init__(self, model: JanusModel, cond: Condition) -> None:
         from transformers import StaticCache
 
