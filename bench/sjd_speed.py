@@ -7,6 +7,9 @@ Prints ratios; the README quotes a run.
 
     python bench/sjd_speed.py [--images 8] [--windows 4 8 16 32] [--threads 2] [--skip-gpt-b] [--device cuda] [--quick]
 
+On the t2i (best-of draws and CFG: 16 rows) the window decoders also run fed as one span from the slowest row
+(how they feed Janus and ONNX models), against each row's window at the row's own positions (LlamaGen GPTs).
+
 On CUDA the passes replay from CUDA graphs (the default there).
 """
 
@@ -29,10 +32,12 @@ PROMPT = "a red circle and a green star on a white background"
 
 
 class Counted:
-    """A model whose forward passes are counted (prefill and every feed), as generate runs it."""
+    """A model whose forward passes are counted (prefill and every feed), as generate runs it. span: its states
+    say they cannot feed rows at their own positions, so window decoders feed one span from the slowest row
+    (what they do for Janus and ONNX models)."""
 
-    def __init__(self, model) -> None:
-        self.model, self.passes = model, 0
+    def __init__(self, model, span: bool = False) -> None:
+        self.model, self.passes, self.span = model, 0, span
 
     def __getattr__(self, name: str):
         return getattr(self.model, name)
@@ -41,7 +46,7 @@ class Counted:
         state, outer = self.model.start(cond), self
 
         class State:
-            per_row_positions = state.per_row_positions
+            per_row_positions = state.per_row_positions and not outer.span
 
             def prefill(self):
                 outer.passes += 1
@@ -57,12 +62,12 @@ class Counted:
         return State()
 
 
-def measure(model, cond: dict, decoding: str, window: int, images: int) -> tuple[float, float]:
+def measure(model, cond: dict, decoding: str, window: int, images: int, span: bool = False) -> tuple[float, float]:
     """Mean forward passes and median seconds per image, as `generate` makes them at the model's recommended
     settings (best-of draws side by side included), one image at a time (seeds 0..images-1)."""
     passes, times = [], []
     for i in range(images):
-        counted = Counted(model)
+        counted = Counted(model, span)
         t0 = time.perf_counter()
         generate(counted, **cond, seed=i, decoding=decoding, window=window)
         if model.device.type == "cuda":
@@ -72,17 +77,20 @@ def measure(model, cond: dict, decoding: str, window: int, images: int) -> tuple
     return statistics.mean(passes), statistics.median(times)
 
 
-def compare(name: str, model, cond: dict, images: int, windows: list[int]) -> None:
+def compare(name: str, model, cond: dict, images: int, windows: list[int], span: bool = False) -> None:
+    """ar against sjd and jacobi at each window; span: also the window decoders fed one span for every row."""
     print(f"{name}: best_of {model.recommended.best_of}, {model.recommended.sample}")
     ar_passes, ar_s = measure(model, cond, "ar", WINDOW, images)
     print(f"{name}: ar  {ar_passes:6.1f} passes {ar_s * 1000:8.1f} ms/image")
     for decoding in ("sjd", "jacobi"):
         for w in windows:
-            passes, s = measure(model, cond, decoding, w, images)
-            print(
-                f"{name}: {decoding:6s} window {w:3d} {passes:6.1f} passes {s * 1000:8.1f} ms/image   "
-                f"{ar_passes / passes:4.2f}x fewer passes, {ar_s / s:4.2f}x faster"
-            )
+            for one_span in (False, True) if span else (False,):
+                passes, s = measure(model, cond, decoding, w, images, one_span)
+                label = f"{decoding}{', one span' if one_span else ''}"
+                print(
+                    f"{name}: {label:16s} window {w:3d} {passes:6.1f} passes {s * 1000:8.1f} ms/image   "
+                    f"{ar_passes / passes:4.2f}x fewer passes, {ar_s / s:4.2f}x faster"
+                )
 
 
 def main() -> None:
@@ -105,7 +113,7 @@ def main() -> None:
         te = load_text_encoder(builtin_path("text_encoder"), max_length=t2i.cfg.cls_token_num)
         feats, mask = te.encode([PROMPT])
         t2i_cond = {"cond": feats.to(device), "cond_mask": mask.to(device)}
-        compare("built-in t2i", t2i, t2i_cond, a.images, a.windows)
+        compare("built-in t2i", t2i, t2i_cond, a.images, a.windows, span=True)  # 16 rows: where feeding matters
         compare("built-in c2i", c2i, {"cond": torch.tensor([5], device=device)}, a.images, a.windows)
         if not a.skip_gpt_b:
             torch.manual_seed(0)
