@@ -122,8 +122,8 @@ def test_a_fixed_pass_can_be_captured_once_for_every_position():
     p = passes._buffers(2, 4, True, gpt.device)
     step = torch.compile(passes._run, fullgraph=True, dynamic=False)
     with torch._dynamo.config.patch(error_on_recompile=True):
-        for start in (6, 7, 11):
-            p.start.fill_(start)
+        for starts in ([6, 6], [7, 7], [11, 8]):  # the last: each row at its own positions
+            p.start.copy_(torch.tensor(starts))
             p.pick.fill_(2)
             torch.testing.assert_close(step(p), passes._run(p))
 
@@ -149,9 +149,13 @@ def test_replayed_passes_give_the_logits_of_the_same_passes_uncaptured(dtype):
     uncaptured.graphs = cuda_graphs.GraphedPasses(uncaptured, capture=False)
     torch.testing.assert_close(graphed.prefill(), uncaptured.prefill())
     tokens = torch.randint(0, gpt.vocab_size, (2, 16), device="cuda")
-    for t, n in ((0, 1), (1, 1), (2, 1), (3, 3), (6, 3), (4, 3), (7, 1), (8, 1)):  # records, replays, rewinds
-        for last_only in (False, True):
+    # records, replays, rewinds; then the rows at their own positions (a tensor of starts)
+    for t, n in ((0, 1), (1, 1), (2, 1), (3, 3), (6, 3), (4, 3), (7, 1), (8, 1), ([8, 5], 3), ([9, 7], 3)):
+        if isinstance(t, list):
+            fed, t = torch.stack([tokens[r, s : s + n] for r, s in enumerate(t)]), torch.tensor(t, device="cuda")
+        else:
             fed = tokens[:, t : t + n]
+        for last_only in (False, True):
             a, b = graphed.feed(fed, t, last_only=last_only), uncaptured.feed(fed, t, last_only=last_only)
             torch.testing.assert_close(a, b, rtol=2e-2 if dtype == torch.bfloat16 else 1e-5, atol=1e-2)
     assert gpt.cuda_graphs is None and graphed.graphs.replays > 0 and uncaptured.graphs.replays == 0
