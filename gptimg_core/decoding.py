@@ -67,46 +67,53 @@ def guided_logits(raw: Tensor, batch: int, opts: SamplingOptions, start: int | l
     return torch.where(off[..., None], cond, null + (cond - null) * scale[..., None])
 
 
-# Where rows cannot be fed at their own positions: how far ahead of the slowest row a row of a window decoder
-# may run before it sits a pass out, in windows.
-MAX_SPREAD_WINDOWS = 1
-
-
 def window_pass(
     req: Request, state: DecodeState, seq: Tensor, n: list[int], guided: bool
 ) -> tuple[list[int], list[int], Tensor, bool]:
     """One pass of a window decoder (sjd, jacobi): feed seq (B, N), each row's last accepted token and its
     window of opts.window drafts. n: each row's accepted count. -> (each row's first fed position a_r, the rows
     whose window the pass covers, target probabilities (B, L, V) whose column j of row r is position
-    a_r + j + 1, whether the null half still runs).
-
-    Where the state takes rows at their own positions, each row feeds its own window (a_r = n_r - 1, moved back
-    near the end so that the window stays inside the grid); otherwise every row feeds from the slowest row's
-    last accepted token, and a row too far ahead sits the pass out."""
-    opts, N, B, W = req.opts, req.num_tokens, req.batch, req.opts.window
+    a_r + j + 1, whether the null half still runs)."""
+    opts, N, B = req.opts, req.num_tokens, req.batch
     if guided and opts.guidance(min(n), N) is None:
         guided = False  # guidance is over for every position still to verify: drop the null half
         state.keep_rows(B)
-    if state.per_row_positions:
-        L = min(W + 1, N)
-        a = [min(k - 1, N - L) for k in n]  # finished rows feed their last tokens again: the same keys
-        moving = [r for r in range(B) if n[r] < N]
-        starts = torch.tensor(a, device=seq.device)
-        fed = seq.gather(1, starts[:, None] + torch.arange(L, device=seq.device))  # (B, L)
-        if len(set(a)) == 1:  # one start for all: the family's plain pass
-            at: int | Tensor = a[0]
-        else:
-            at = torch.cat([starts, starts]) if guided else starts
-    else:
-        a0 = min(n) - 1
-        ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
-        limit = a0 + 1 + (1 + MAX_SPREAD_WINDOWS) * W
-        moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
-        L = max(ends[r] for r in moving) - a0  # fed positions a0 .. a0 + L - 1
-        a, fed, at = [a0] * B, seq[:, a0 : a0 + L], a0
-    raw = state.feed(torch.cat([fed, fed]) if guided else fed, at)  # (R, L, V): [r, j] predicts a_r + j + 1
+    windows = _own_windows if state.per_row_positions else _one_span
+    a, moving, fed, at = windows(seq, n, opts.window)
+    if guided:
+        fed = torch.cat([fed, fed])
+        at = torch.cat([at, at]) if isinstance(at, Tensor) else at
+    raw = state.feed(fed, at)  # (R, L, V): [r, j] predicts a_r + j + 1
     req.passes += 1
     return a, moving, probabilities(guided_logits(raw, B, opts, [s + 1 for s in a], N), opts), guided
+
+
+def _own_windows(seq: Tensor, n: list[int], W: int) -> tuple[list[int], list[int], Tensor, int | Tensor]:
+    """Each row's W + 1 positions from its last accepted token (moved back near the end, so that the window
+    stays inside the grid) -> (a, every unfinished row, tokens (B, W + 1), where: one start or each row's (B,))."""
+    B, N = seq.shape
+    L = min(W + 1, N)
+    a = [min(k - 1, N - L) for k in n]  # finished rows feed their last tokens again: the same keys
+    starts = torch.tensor(a, device=seq.device)
+    fed = seq.gather(1, starts[:, None] + torch.arange(L, device=seq.device))  # (B, L)
+    at = a[0] if len(set(a)) == 1 else starts  # one start for all: the family's plain pass
+    return a, [r for r in range(B) if n[r] < N], fed, at
+
+
+# Fed as one span: how far ahead of the slowest row a row may run before it sits a pass out, in windows.
+MAX_SPREAD_WINDOWS = 1
+
+
+def _one_span(seq: Tensor, n: list[int], W: int) -> tuple[list[int], list[int], Tensor, int]:
+    """For a model that feeds every row at one start: from the slowest row's last accepted token to the end of
+    the farthest window of a row that moves -> (a, the rows that move, tokens (B, L), the start)."""
+    B, N = seq.shape
+    a0 = min(n) - 1
+    ends = [min(k + W, N) for k in n]  # each row's window: positions n_r .. ends_r - 1
+    limit = a0 + 1 + (1 + MAX_SPREAD_WINDOWS) * W
+    moving = [r for r in range(B) if n[r] < N and ends[r] <= limit]
+    L = max(ends[r] for r in moving) - a0  # fed positions a0 .. a0 + L - 1
+    return [a0] * B, moving, seq[:, a0 : a0 + L], a0
 
 
 def replay(req: Request, tokens: Tensor, observe: Observer, chunk: int = 64) -> None:

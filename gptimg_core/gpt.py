@@ -53,7 +53,7 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     Pair j becomes (x0 cos - x1 sin, x1 cos + x0 sin), each product rounded as in LlamaGen's stacked formula.
     """
     xs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, T, H, D/2, 2)
-    r = rope.view(-1, xs.shape[1], 1, xs.shape[3], 2)  # (1 or B, T, 1, D/2, 2)
+    r = rope.unsqueeze(-3)  # (T, 1, D/2, 2) or (B, T, 1, D/2, 2): one rotation for every head
     sin = torch.cat([-r[..., 1:], r[..., 1:]], dim=-1)  # (1, T, 1, D/2, 2): (-sin, sin), no host tensor to copy
     out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
