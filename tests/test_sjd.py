@@ -200,6 +200,7 @@ def test_decoding_and_window_are_checked():
         generate(gpt, torch.tensor([1]), decoding="sjd", window=0)
 
 
+@pytest.mark.usefixtures("row_positions")
 @pytest.mark.parametrize(
     "kind,kw",
     [
@@ -223,6 +224,7 @@ def test_jacobi_decoding_gives_the_plain_samplers_tokens_for_the_same_seed(kind,
     )
 
 
+@pytest.mark.usefixtures("row_positions")
 def test_jacobi_inpainting_keeps_tokens_and_matches_the_plain_sampler():
     gpt = tiny_gpt("t2i")
     feats, mask = caption(2, [3, 6])
