@@ -54,7 +54,7 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
     """
     xs = x.float().reshape(*x.shape[:-1], -1, 2)  # (B, T, H, D/2, 2)
     r = rope.unsqueeze(-3)  # (T, 1, D/2, 2) or (B, T, 1, D/2, 2): one rotation for every head
-    sin = torch.cat([-r[..., 1:], r[..., 1:]], dim=-1)  # (1, T, 1, D/2, 2): (-sin, sin), no host tensor to copy
+    sin = torch.cat([-r[..., 1:], r[..., 1:]], dim=-1)  # r's shape, (-sin, sin): no host tensor to copy
     out = xs * r[..., :1] + xs.flip(-1) * sin
     return out.flatten(3).type_as(x)
 
@@ -123,12 +123,12 @@ class Attention(nn.Module):
         self,
         x: Tensor,
         rope: Tensor,
-        start: int | Tensor,
+        at: int | Tensor,
         k_cache: Tensor | None,
         v_cache: Tensor | None,
         mask: Tensor | None,
     ) -> Tensor:
-        """start: the first token's position; or, for a fixed-size pass (GPT.step), a tensor (B * nkv * T,) of
+        """at: the first new token's position; or, for a fixed-size pass (GPT.step), a tensor (B * nkv * T,) of
         where each new key goes in the cache flattened to (B * nkv * max_len, hd): such a pass writes those rows
         and attends over the whole cache under an explicit mask."""
         B, T, _ = x.shape
@@ -137,14 +137,14 @@ class Attention(nn.Module):
         qk = apply_rope(qkv[..., : (nh + nkv) * hd].view(B, T, nh + nkv, hd), rope)  # q and k in one rotation
         q, k = qk[:, :, :nh].transpose(1, 2), qk[:, :, nh:].transpose(1, 2)  # (B, nh, T, hd), (B, nkv, T, hd)
         v = qkv[..., (nh + nkv) * hd :].view(B, T, nkv, hd).transpose(1, 2)  # (B, nkv, T, hd)
-        if isinstance(start, Tensor):
-            k_cache.view(-1, hd).index_copy_(0, start, k.reshape(-1, hd))  # each batch row at its own positions
-            v_cache.view(-1, hd).index_copy_(0, start, v.reshape(-1, hd))
+        if isinstance(at, Tensor):
+            k_cache.view(-1, hd).index_copy_(0, at, k.reshape(-1, hd))  # each batch row at its own positions
+            v_cache.view(-1, hd).index_copy_(0, at, v.reshape(-1, hd))
             k, v = k_cache, v_cache  # (B, nkv, max_len, hd)
         elif k_cache is not None:
-            k_cache[:, :, start : start + T] = k
-            v_cache[:, :, start : start + T] = v
-            k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # (B, nkv, S, hd) views
+            k_cache[:, :, at : at + T] = k
+            v_cache[:, :, at : at + T] = v
+            k, v = k_cache[:, :, : at + T], v_cache[:, :, : at + T]  # (B, nkv, S, hd) views
         if self.n_kv != self.n_head:  # each kv head serves n_head / n_kv query heads in a row
             S, rep = k.shape[2], self.n_head // self.n_kv
             k = k[:, :, None].expand(B, nkv, rep, S, hd).reshape(B, nh, S, hd)
@@ -177,9 +177,9 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
     def forward(
-        self, x: Tensor, rope: Tensor, start: int | Tensor, kc: Tensor | None, vc: Tensor | None, mask: Tensor | None
+        self, x: Tensor, rope: Tensor, at: int | Tensor, kc: Tensor | None, vc: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        h = x + self.attention(self.attention_norm(x), rope, start, kc, vc, mask)
+        h = x + self.attention(self.attention_norm(x), rope, at, kc, vc, mask)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
