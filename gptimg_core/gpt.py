@@ -413,6 +413,11 @@ class GPTState:
     def feed(self, tokens: Tensor, t: int | Tensor, *, last_only: bool = False) -> Tensor:
         start = self.T + t  # an int, or each row's (R,)
         n = tokens.shape[1]
+        if isinstance(start, Tensor) and start.shape != (tokens.shape[0],):
+            raise ValueError(
+                f"GPTState.feed: t must be an int or one start per row, shape ({tokens.shape[0]},); "
+                f"got shape {tuple(start.shape)}"
+            )
         if self.graphs is not None and self.graphs.serves(n):
             return self.graphs(tokens, start, last_only)
         if isinstance(start, Tensor):

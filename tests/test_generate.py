@@ -56,6 +56,8 @@ def test_rows_fed_at_their_own_positions_get_the_logits_each_would_get_alone(kin
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
             last = together.feed(fed, torch.tensor(starts), last_only=True)
             torch.testing.assert_close(last, want[:, -1:], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"GPTState.feed: t must be an int or one start per row, shape \(3,\)"):
+        together.feed(fed, torch.tensor([1, 2]))
 
 
 def test_same_seed_same_tokens_and_independent_of_global_rng():
