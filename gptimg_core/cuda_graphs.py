@@ -93,8 +93,7 @@ class GraphedPasses:
 
     def _run(self, p: _Pass) -> Tensor:
         s = self.state
-        pos = p.start[:, None] + torch.arange(p.tokens.shape[1], device=p.start.device)  # (R, T)
-        return s.gpt.step(p.tokens, pos, s.cache, s.key_ok, p.pick)
+        return s.gpt.step(p.tokens, p.start, s.cache, s.key_ok, p.pick)
 
     def _record(self, p: _Pass) -> Tensor:
         """Run the pass (capture wants its kernels run once first) and record it, both on a side stream."""

@@ -103,10 +103,10 @@ def attention_mask(key_ok: Tensor | None, start: int, n: int) -> Tensor | None:
 
 
 def fixed_mask(key_ok: Tensor | None, pos: Tensor, S: int) -> Tensor:
-    """attention_mask's rule for n new tokens at positions pos (B or 1, n) (a device tensor) over a whole cache
-    of S keys: bool (B or 1, 1, n, S), made on the device so that a captured pass serves every position."""
+    """attention_mask's rule for n new tokens at positions pos (B, n) (a device tensor) over a whole cache of S
+    keys: bool (B, 1, n, S), made on the device so that a captured pass serves every position."""
     k = torch.arange(S, device=pos.device)
-    q = pos[:, None, :, None]  # (B or 1, 1, n, 1)
+    q = pos[:, None, :, None]  # (B, 1, n, 1)
     if key_ok is None:
         return k <= q
     return ((k <= q) & key_ok[..., :S]) | (k == q)
@@ -366,19 +366,20 @@ class GPT(nn.Module):
             h = h[:, -1:]
         return self.output(self.norm(h)).float()
 
-    def step(self, tokens: Tensor, pos: Tensor, cache: KVCache, key_ok: Tensor | None, pick: Tensor | None) -> Tensor:
+    def step(self, tokens: Tensor, start: Tensor, cache: KVCache, key_ok: Tensor | None, pick: Tensor | None) -> Tensor:
         """forward with every size fixed and every position a tensor, so one captured CUDA graph serves each
         position (cuda_graphs.py), and each batch row may sit at its own positions: image tokens (B, T) at
-        sequence positions pos (B or 1, T), attending over the whole (zeroed) cache; key_ok (B, 1, 1,
+        sequence positions start[b].., start (B,), attending over the whole (zeroed) cache; key_ok (B, 1, 1,
         cache.max_len) or None. -> fp32 logits (B, T, V), or (B, 1, V) of the token at index pick (1,)."""
+        B, T, S = tokens.shape[0], tokens.shape[1], cache.max_len
+        pos = start[:, None] + torch.arange(T, device=start.device)  # (B, T)
         h = self.tok_embeddings(tokens)  # (B, T, dim)
         table = self.rope_table()
         at = pos.flatten().clamp(max=table.shape[0] - 1)  # padding tokens past the end: any angle
-        rope = table.index_select(0, at).view(*pos.shape, *table.shape[1:])  # (B or 1, T, D/2, 2)
-        mask = fixed_mask(key_ok, pos, cache.max_len)
-        B, T, S = tokens.shape[0], tokens.shape[1], cache.max_len
+        rope = table.index_select(0, at).view(B, T, *table.shape[1:])  # (B, T, D/2, 2)
+        mask = fixed_mask(key_ok, pos, S)
         heads = torch.arange(B * self.cfg.kv_heads, device=pos.device).view(B, -1, 1)  # (B, nkv, 1)
-        rows = (heads * S + pos.expand(B, T)[:, None, :]).flatten()  # (B * nkv * T,) in the flattened cache
+        rows = (heads * S + pos[:, None, :]).flatten()  # (B * nkv * T,) in the flattened cache
         for i, layer in enumerate(self.layers):
             h = layer(h, rope, rows, cache.k[i], cache.v[i], mask)
         if pick is not None:
@@ -421,9 +422,8 @@ class GPTState:
         if self.graphs is not None and self.graphs.serves(n):
             return self.graphs(tokens, start, last_only)
         if isinstance(start, Tensor):
-            pos = start[:, None] + torch.arange(n, device=start.device)  # (R, n)
             pick = torch.tensor([n - 1], device=start.device) if last_only else None
-            return self.gpt.step(tokens, pos, self.cache, self.key_ok, pick)
+            return self.gpt.step(tokens, start, self.cache, self.key_ok, pick)
         mask = attention_mask(self.key_ok, start, n)
         return self.forward(tokens, start, cache=self.cache, mask=mask, last_only=last_only)
 
