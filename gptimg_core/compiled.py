@@ -1,6 +1,7 @@
 """The GPT's decode passes compiled with torch.compile on CPU (opt-in: `load_gpt(..., compile=True)`).
 
-Every pass after the prefill (one-token steps, SJD's verify windows, runs of kept tokens) goes through it.
+Every pass after the prefill that feeds all rows at one start (one-token steps, SJD's verify windows, runs of kept
+tokens) goes through it; a window pass with a batch's rows at their own positions (GPT.step) runs eager.
 Compiling fuses the small ops between the weight products (norms, RoPE, SwiGLU, residual adds) into a few C++
 kernels and drops the per-op Python and module calls; the products themselves stay the BLAS calls `project`
 picks. The price is a compile at a model's first passes: seconds to a minute (README, Performance).

@@ -39,7 +39,7 @@ class Int8Linear(nn.Module):
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Put a model in bf16 and replace each of its gpt.Linear layers by an Int8Linear, in place; returns it."""
+    """Put a model in bf16 and replace each of its cpu_linear.Linear layers by an Int8Linear, in place; returns it."""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, Linear)]
     bad = [f"{name} ({m.in_features})" for name, m in layers if m.in_features % INT8_K_MULTIPLE]
     if bad:
